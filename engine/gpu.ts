@@ -1,0 +1,300 @@
+/**
+ * The GPU behind a small contract: allocate, release, upload, dispatch, flush, read.
+ *
+ * Every op records its dispatch into one open command encoder (one compute pass while only
+ * dispatches are recorded); nothing is submitted until `flush()`, which readbacks and `sync()` call.
+ * A training step is therefore one submit and no readback.
+ */
+import { type AdapterReport, type DeviceOptions, GpuError, type GpuDeviceHandle, requestGpuDevice } from "./device.ts";
+import { BufferPool, type PoolStats } from "./buffer_pool.ts";
+import { type CompiledKernel, type KernelSpec, PipelineCache } from "./kernel.ts";
+
+/** A buffer range bound to one binding of a kernel. */
+export interface BufferRange {
+  buffer: GPUBuffer;
+  /** Byte offset (a multiple of 256). */
+  offset: number;
+  /** Byte size of the range. */
+  size: number;
+}
+
+/** Counters for tests and benchmarks. */
+export interface GpuCounters {
+  dispatches: number;
+  submits: number;
+  readbacks: number;
+  pipelines: number;
+  bindGroupsCreated: number;
+}
+
+const MAX_BIND_GROUPS_CACHED = 20000;
+const MAX_UNIFORMS_CACHED = 4096;
+
+/** The engine's GPU context: device, buffer pool, pipeline and bind-group caches, command recording. */
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly report: AdapterReport;
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  /** When true every new tensor is filled with NaN (or 0x7fffffff) so unwritten elements show in tests. */
+  poison = false;
+  /** When true each dispatch is submitted on its own inside an error scope, so errors name the op. */
+  debug = false;
+  readonly counters: GpuCounters = { dispatches: 0, submits: 0, readbacks: 0, pipelines: 0, bindGroupsCreated: 0 };
+
+  #handle: GpuDeviceHandle;
+  #encoder: GPUCommandEncoder | null = null;
+  #pass: GPUComputePassEncoder | null = null;
+  #opsSinceFlush: string[] = [];
+  #submitChecks: Promise<string | null>[] = [];
+  #bufferIds = new WeakMap<GPUBuffer, number>();
+  #nextBufferId = 1;
+  #bindGroups = new Map<string, GPUBindGroup>();
+  #uniforms = new Map<string, GPUBuffer>();
+
+  constructor(handle: GpuDeviceHandle) {
+    this.#handle = handle;
+    this.device = handle.device;
+    this.report = handle.report;
+    this.pool = new BufferPool(this.device);
+    this.pool.onDestroy = () => this.#bindGroups.clear();
+    this.pipelines = new PipelineCache(this.device);
+  }
+
+  /** Throws if the device was lost. */
+  checkAlive(): void {
+    if (this.#handle.lostReason) throw new GpuError(this.#handle.lostReason);
+  }
+
+  #id(buffer: GPUBuffer): number {
+    let id = this.#bufferIds.get(buffer);
+    if (id === undefined) this.#bufferIds.set(buffer, id = this.#nextBufferId++);
+    return id;
+  }
+
+  #encoderOpen(): GPUCommandEncoder {
+    this.checkAlive();
+    if (!this.#encoder) this.#encoder = this.device.createCommandEncoder();
+    return this.#encoder;
+  }
+
+  #endPass(): void {
+    if (this.#pass) {
+      this.#pass.end();
+      this.#pass = null;
+    }
+  }
+
+  /** An immutable uniform buffer holding `data`, shared by every dispatch with the same contents. */
+  uniform(data: ArrayBufferView): GPUBuffer {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const key = Array.from(bytes).join(",");
+    let buffer = this.#uniforms.get(key);
+    if (!buffer) {
+      if (this.#uniforms.size >= MAX_UNIFORMS_CACHED) {
+        // Uniform buffers may still be referenced by pending work: submit before dropping them.
+        this.flush();
+        for (const b of this.#uniforms.values()) b.destroy();
+        this.#uniforms.clear();
+        this.#bindGroups.clear();
+      }
+      const size = Math.max(16, Math.ceil(bytes.byteLength / 16) * 16);
+      buffer = this.device.createBuffer({
+        size,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        mappedAtCreation: true,
+      });
+      new Uint8Array(buffer.getMappedRange()).set(bytes);
+      buffer.unmap();
+      this.#uniforms.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /**
+   * Records one dispatch of `spec` with `bindings` at group 0 bindings 0..n-1 (storage buffers, or a
+   * uniform buffer for a GPUBuffer with UNIFORM usage, bound whole).
+   */
+  dispatch(spec: KernelSpec, bindings: (BufferRange | GPUBuffer)[], workgroups: [number, number?, number?]): void {
+    const kernel = this.pipelines.get(spec);
+    this.counters.pipelines = this.pipelines.size;
+    const bindGroup = this.#bindGroup(kernel, bindings);
+    const [x, y = 1, z = 1] = workgroups;
+    const max = this.report.limits.maxComputeWorkgroupsPerDimension ?? 65535;
+    if (x > max || y > max || z > max || x < 1 || y < 1 || z < 1) {
+      throw new GpuError(`${spec.name}: workgroup count [${x}, ${y}, ${z}] outside 1..${max}`);
+    }
+    if (this.debug) this.device.pushErrorScope("validation");
+    const encoder = this.#encoderOpen();
+    if (!this.#pass) this.#pass = encoder.beginComputePass();
+    this.#pass.setPipeline(kernel.pipeline);
+    this.#pass.setBindGroup(0, bindGroup);
+    this.#pass.dispatchWorkgroups(x, y, z);
+    this.counters.dispatches++;
+    this.#opsSinceFlush.push(spec.name);
+    if (this.debug) {
+      this.flush();
+      const name = spec.name;
+      this.#submitChecks.push(this.device.popErrorScope().then((e) => e ? `${name}: ${e.message}` : null));
+    }
+  }
+
+  #bindGroup(kernel: CompiledKernel, bindings: (BufferRange | GPUBuffer)[]): GPUBindGroup {
+    let key = String(kernel.id);
+    for (const b of bindings) {
+      key += b instanceof GPUBuffer ? `|u${this.#id(b)}` : `|${this.#id(b.buffer)}:${b.offset}:${b.size}`;
+    }
+    let group = this.#bindGroups.get(key);
+    if (!group) {
+      if (this.#bindGroups.size >= MAX_BIND_GROUPS_CACHED) this.#bindGroups.clear();
+      group = this.device.createBindGroup({
+        layout: kernel.layout,
+        entries: bindings.map((b, binding) => ({
+          binding,
+          resource: b instanceof GPUBuffer ? { buffer: b } : { buffer: b.buffer, offset: b.offset, size: b.size },
+        })),
+      });
+      this.counters.bindGroupsCreated++;
+      this.#bindGroups.set(key, group);
+    }
+    return group;
+  }
+
+  /** Records a buffer-to-buffer copy. */
+  copy(src: BufferRange, dst: BufferRange): void {
+    if (src.size !== dst.size) throw new GpuError(`copy: source ${src.size} bytes, destination ${dst.size} bytes`);
+    const encoder = this.#encoderOpen();
+    this.#endPass();
+    encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, src.size);
+    this.#opsSinceFlush.push("copy");
+  }
+
+  /** Records zero-filling of a range (size a multiple of 4). */
+  clear(range: BufferRange): void {
+    const encoder = this.#encoderOpen();
+    this.#endPass();
+    encoder.clearBuffer(range.buffer, range.offset, range.size);
+    this.#opsSinceFlush.push("clear");
+  }
+
+  /**
+   * Writes host data into a range. If recorded work is pending it is submitted first, so the write
+   * can never overtake a dispatch recorded before it (queue writes run before the pending encoder).
+   */
+  write(range: BufferRange, data: ArrayBufferView): void {
+    this.checkAlive();
+    if (data.byteLength !== range.size) {
+      throw new GpuError(`write: ${data.byteLength} bytes of data for a ${range.size}-byte tensor`);
+    }
+    if (this.#encoder) this.flush();
+    this.device.queue.writeBuffer(range.buffer, range.offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** True when commands are recorded but not submitted. */
+  get pending(): boolean {
+    return this.#encoder !== null;
+  }
+
+  /** Submits the recorded commands (no wait). */
+  flush(): void {
+    if (!this.#encoder) return;
+    this.#endPass();
+    const ops = this.#opsSinceFlush;
+    this.#opsSinceFlush = [];
+    this.device.pushErrorScope("validation");
+    this.device.pushErrorScope("out-of-memory");
+    this.device.queue.submit([this.#encoder.finish()]);
+    const oom = this.device.popErrorScope();
+    const validation = this.device.popErrorScope();
+    this.#submitChecks.push(
+      Promise.all([oom, validation]).then(([a, b]) => {
+        const error = a ?? b;
+        if (!error) return null;
+        const names = [...new Set(ops)].slice(0, 20).join(", ");
+        return `${error.message} (in a submit recording: ${names})`;
+      }),
+    );
+    this.#encoder = null;
+    this.counters.submits++;
+    this.pool.onSubmit();
+  }
+
+  /** Throws the first error raised by pipeline creation, a submit, or the device since the last check. */
+  async checkErrors(): Promise<void> {
+    const checks = [...this.pipelines.pendingChecks, ...this.#submitChecks];
+    this.pipelines.pendingChecks = [];
+    this.#submitChecks = [];
+    const messages = (await Promise.all(checks)).filter((m): m is string => m !== null);
+    const uncaptured = this.#handle.uncaptured;
+    if (uncaptured.length) messages.push(...uncaptured.splice(0));
+    this.checkAlive();
+    if (messages.length) throw new GpuError(messages.join("\n"));
+  }
+
+  /** Submits pending work and waits until the GPU finished it; throws errors it raised. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  /** Copies a range to a staging buffer, submits, and returns its bytes. */
+  async read(range: BufferRange): Promise<ArrayBuffer> {
+    const size = Math.ceil(range.size / 4) * 4;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const encoder = this.#encoderOpen();
+    this.#endPass();
+    encoder.copyBufferToBuffer(range.buffer, range.offset, staging, 0, size);
+    this.flush();
+    this.counters.readbacks++;
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+      const bytes = staging.getMappedRange().slice(0);
+      staging.unmap();
+      await this.checkErrors();
+      return bytes;
+    } finally {
+      staging.destroy();
+    }
+  }
+
+  /** Allocates a pooled storage buffer range of `bytes` bytes. */
+  allocate(bytes: number, forUpload: boolean): BufferRange {
+    this.checkAlive();
+    const buffer = this.pool.acquire(Math.max(4, bytes), forUpload);
+    return { buffer, offset: 0, size: Math.max(4, Math.ceil(bytes / 4) * 4) };
+  }
+
+  /** Pool statistics. */
+  memory(): PoolStats {
+    return this.pool.stats();
+  }
+
+  /** Destroys the device; the context is unusable afterwards. */
+  destroy(): void {
+    this.device.destroy();
+  }
+}
+
+let current: Gpu | null = null;
+let pending: Promise<Gpu> | null = null;
+
+/** Initialises (once) and returns the engine's GPU context. */
+export function initDevice(options: DeviceOptions = {}): Promise<Gpu> {
+  if (current) return Promise.resolve(current);
+  if (!pending) {
+    pending = requestGpuDevice(options).then((h) => (current = new Gpu(h))).finally(() => pending = null);
+  }
+  return pending;
+}
+
+/** The initialised context; throws a clear error if `initDevice()` was not awaited first. */
+export function gpu(): Gpu {
+  if (!current) throw new GpuError("No GPU device: call `await initDevice()` before creating tensors.");
+  return current;
+}
+
+/** True once `initDevice()` has completed. */
+export function hasDevice(): boolean {
+  return current !== null;
+}

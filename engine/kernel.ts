@@ -1,0 +1,71 @@
+/**
+ * A compiled kernel: WGSL source + entry point, with a pipeline cache keyed by the source.
+ *
+ * Shapes are fixed during training, so kernels bake their shapes into the generated WGSL; the cache
+ * key is the source text itself. A failed pipeline does not throw in WebGPU: creation runs inside
+ * a validation error scope whose result is checked at the next synchronisation, naming the kernel.
+ */
+
+/** What an op hands to `dispatch`: a name for error messages and the WGSL compute shader. */
+export interface KernelSpec {
+  /** Names the op in error messages and debug labels, e.g. `conv2d.forward`. */
+  name: string;
+  /** Complete WGSL source with one `@compute` entry point; bindings are group 0, binding 0..n-1. */
+  code: string;
+  /** Entry point (default `main`). */
+  entryPoint?: string;
+}
+
+/** A pipeline and the identity used in bind-group cache keys. */
+export interface CompiledKernel {
+  id: number;
+  name: string;
+  pipeline: GPUComputePipeline;
+  layout: GPUBindGroupLayout;
+}
+
+/** Compiles and caches compute pipelines for one device. */
+export class PipelineCache {
+  #device: GPUDevice;
+  #cache = new Map<string, CompiledKernel>();
+  #nextId = 1;
+  /** Pending checks of pipeline creation, resolved at the next synchronisation. */
+  pendingChecks: Promise<string | null>[] = [];
+
+  constructor(device: GPUDevice) {
+    this.#device = device;
+  }
+
+  /** The pipeline for `spec`, compiled on first use. */
+  get(spec: KernelSpec): CompiledKernel {
+    const entryPoint = spec.entryPoint ?? "main";
+    const key = entryPoint + "\u0000" + spec.code;
+    let kernel = this.#cache.get(key);
+    if (kernel) return kernel;
+    const device = this.#device;
+    device.pushErrorScope("validation");
+    device.pushErrorScope("internal");
+    const module = device.createShaderModule({ code: spec.code, label: spec.name });
+    const pipeline = device.createComputePipeline({
+      layout: "auto",
+      compute: { module, entryPoint },
+      label: spec.name,
+    });
+    const internal = device.popErrorScope();
+    const validation = device.popErrorScope();
+    this.pendingChecks.push(
+      Promise.all([internal, validation]).then(([a, b]) => {
+        const error = a ?? b;
+        return error ? `kernel '${spec.name}' failed to compile: ${error.message}` : null;
+      }),
+    );
+    kernel = { id: this.#nextId++, name: spec.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
+    this.#cache.set(key, kernel);
+    return kernel;
+  }
+
+  /** Number of distinct pipelines compiled so far. */
+  get size(): number {
+    return this.#cache.size;
+  }
+}

@@ -1,0 +1,275 @@
+/**
+ * Tensor: a shape, a dtype and a range of a GPU buffer, plus its autograd node.
+ *
+ * Storage is reference counted so views (reshape, parameters packed into an optimiser's arena) share
+ * one buffer; `dispose()` drops this tensor's reference and the buffer returns to the pool when the
+ * last one goes. Every tensor created inside a `tidy`/`TensorScope` is tracked by it.
+ */
+import { type BufferRange, gpu } from "./gpu.ts";
+import type { GradNode } from "./autograd.ts";
+
+/** Element types of tensors: f32 for values, i32/u32 for labels and indices. */
+export type DType = "f32" | "i32" | "u32";
+
+/** Host-side arrays a tensor reads back into. */
+export type TypedArrayFor<D extends DType> = D extends "f32" ? Float32Array
+  : D extends "i32" ? Int32Array
+  : Uint32Array;
+
+/** A buffer range shared by a tensor and its views. */
+export class Storage {
+  refs = 1;
+  constructor(readonly range: BufferRange, readonly pooled: boolean) {}
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+  release(): void {
+    if (--this.refs === 0 && this.pooled) gpu().pool.release(this.range.buffer);
+  }
+}
+
+/** Scopes that track created tensors (see `tidy`). */
+export const scopeStack: Set<Tensor>[] = [];
+
+let nextTensorId = 1;
+
+/** Product of a shape's dimensions. */
+export function shapeSize(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+/** `[2, 3, 4]` as text, for error messages. */
+export function fmtShape(shape: readonly number[]): string {
+  return `[${shape.join(", ")}]`;
+}
+
+/** Thrown for wrong shapes, dtypes or disposed inputs, naming the op and the shapes. */
+export class ShapeError extends Error {
+  constructor(op: string, message: string) {
+    super(`${op}: ${message}`);
+    this.name = "ShapeError";
+  }
+}
+
+/** An n-dimensional array on the GPU. */
+export class Tensor {
+  /** Unique id (stable ordering and debugging). */
+  readonly id: number = nextTensorId++;
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  /** Number of elements. */
+  readonly size: number;
+  /** Whether gradients flow to this tensor. */
+  requiresGrad = false;
+  /** The op that produced this tensor, when it was recorded for autograd. */
+  node: GradNode | null = null;
+  /** Optional name (parameters: their state-dict key). */
+  name?: string;
+  /** Where a parameter's gradient accumulates when an optimiser packed gradients into one buffer. */
+  gradSlot?: Tensor;
+  #storage: Storage;
+  #elementOffset: number;
+  #grad: Tensor | undefined;
+  #disposed = false;
+
+  /** Internal: use `tensor()`, `zeros()` or an op to create tensors. */
+  constructor(shape: readonly number[], dtype: DType, storage: Storage, elementOffset = 0) {
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new ShapeError("tensor", `invalid shape ${fmtShape(shape)}`);
+    }
+    this.shape = Object.freeze([...shape]);
+    this.dtype = dtype;
+    this.size = shapeSize(shape);
+    this.#storage = storage;
+    this.#elementOffset = elementOffset;
+    scopeStack.at(-1)?.add(this);
+  }
+
+  /** Number of dimensions. */
+  get rank(): number {
+    return this.shape.length;
+  }
+
+  /** True after `dispose()`. */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
+  /** The bound buffer range; throws if disposed. */
+  get range(): BufferRange {
+    if (this.#disposed) throw new ShapeError("tensor", `tensor #${this.id} ${fmtShape(this.shape)} was disposed`);
+    const base = this.#storage.range;
+    return { buffer: base.buffer, offset: base.offset + this.#elementOffset * 4, size: Math.max(4, this.size * 4) };
+  }
+
+  /** Internal: the shared storage (views retain it). */
+  get storage(): Storage {
+    return this.#storage;
+  }
+
+  /** Internal: offset of this view in its storage, in elements. */
+  get elementOffset(): number {
+    return this.#elementOffset;
+  }
+
+  /** Internal: re-point this tensor at another storage (optimisers pack parameters into one buffer). */
+  rebind(storage: Storage, elementOffset: number): void {
+    this.#storage.release();
+    this.#storage = storage;
+    this.#elementOffset = elementOffset;
+  }
+
+  /** The accumulated gradient (after `backward()`), if any. */
+  get grad(): Tensor | undefined {
+    return this.gradSlot ?? this.#grad;
+  }
+
+  set grad(g: Tensor | undefined) {
+    if (this.#grad && this.#grad !== g) this.#grad.dispose();
+    if (g) untrack(g);
+    this.#grad = g;
+  }
+
+  /** Reads the tensor back to the host (submits pending work). */
+  async toArray(): Promise<TypedArrayFor<this["dtype"]>> {
+    const bytes = await gpu().read(this.range);
+    const n = this.size;
+    const out = this.dtype === "f32"
+      ? new Float32Array(bytes, 0, n)
+      : this.dtype === "i32"
+      ? new Int32Array(bytes, 0, n)
+      : new Uint32Array(bytes, 0, n);
+    return out as TypedArrayFor<this["dtype"]>;
+  }
+
+  /** The single value of a one-element tensor. */
+  async item(): Promise<number> {
+    if (this.size !== 1) throw new ShapeError("item", `tensor has ${this.size} elements, expected 1`);
+    return (await this.toArray())[0];
+  }
+
+  /** Reverse-mode autodiff from this tensor (a scalar unless `grad` is given). */
+  backward(grad?: Tensor): void {
+    backwardImpl(this, grad);
+  }
+
+  /** A tensor sharing this storage with no autograd history. */
+  detach(): Tensor {
+    return new Tensor(this.shape, this.dtype, this.#storage.retain(), this.#elementOffset);
+  }
+
+  /** Releases this tensor's reference to its GPU buffer. Safe to call twice. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    this.#storage.release();
+    if (this.#grad) {
+      this.#grad.dispose();
+      this.#grad = undefined;
+    }
+    this.node = null;
+    for (const s of scopeStack) s.delete(this);
+  }
+
+  /** `using t = ...` disposes at the end of the block. */
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  /** Short description for logs. */
+  toString(): string {
+    return `Tensor(${fmtShape(this.shape)}, ${this.dtype}${this.requiresGrad ? ", requiresGrad" : ""})`;
+  }
+}
+
+/** Removes a tensor from every open scope so it survives them. */
+export function untrack(t: Tensor): Tensor {
+  for (const s of scopeStack) s.delete(t);
+  return t;
+}
+
+// Set by autograd.ts (breaks the import cycle tensor ↔ autograd).
+let backwardImpl: (root: Tensor, grad?: Tensor) => void = () => {
+  throw new Error("autograd not loaded");
+};
+/** Internal: installs the autograd entry point. */
+export function setBackwardImpl(fn: (root: Tensor, grad?: Tensor) => void): void {
+  backwardImpl = fn;
+}
+
+/** Allocates an uninitialised tensor for a kernel output (poisoned in test mode). */
+export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
+  const g = gpu();
+  const range = g.allocate(shapeSize(shape) * 4, false);
+  const t = new Tensor(shape, dtype, new Storage(range, true));
+  if (g.poison) poisonFill(t);
+  return t;
+}
+
+// Installed by ops/core.ts: filling with NaN needs a kernel.
+let poisonFill: (t: Tensor) => void = () => {};
+/** Internal: installs the poison filler. */
+export function setPoisonFill(fn: (t: Tensor) => void): void {
+  poisonFill = fn;
+}
+
+/** Host data accepted by `tensor()`. */
+export type TensorData = ArrayLike<number> | number[][] | number[][][] | number[][][][];
+
+function flatten(data: TensorData): { values: ArrayLike<number>; shape: number[] } {
+  if (ArrayBuffer.isView(data)) return { values: data as unknown as ArrayLike<number>, shape: [data.length] };
+  const shape: number[] = [];
+  let probe: unknown = data;
+  while (Array.isArray(probe)) {
+    shape.push(probe.length);
+    probe = probe[0];
+  }
+  const values = (data as unknown[]).flat(Infinity) as number[];
+  return { values, shape };
+}
+
+/** Options of `tensor()`. */
+export interface TensorOptions {
+  /** Track gradients for this tensor (a leaf: parameter or input of interest). */
+  requiresGrad?: boolean;
+  /** Element type (default f32). */
+  dtype?: DType;
+  /** Name (shows in errors and state dicts). */
+  name?: string;
+}
+
+/**
+ * Uploads host data as a GPU tensor. `shape` defaults to the nesting of `data`; its size must match.
+ */
+export function tensor(data: TensorData, shape?: readonly number[], options: TensorOptions = {}): Tensor {
+  const { values, shape: inferred } = flatten(data);
+  const finalShape = shape ?? inferred;
+  const dtype = options.dtype ?? "f32";
+  if (shapeSize(finalShape) !== values.length) {
+    throw new ShapeError("tensor", `${values.length} values do not fill shape ${fmtShape(finalShape)}`);
+  }
+  const host = dtype === "f32"
+    ? Float32Array.from(values)
+    : dtype === "i32"
+    ? Int32Array.from(values)
+    : Uint32Array.from(values);
+  const g = gpu();
+  const range = g.allocate(host.byteLength, true);
+  const t = new Tensor(finalShape, dtype, new Storage(range, true));
+  if (host.byteLength > 0) g.write({ ...range, size: host.byteLength }, host);
+  t.requiresGrad = options.requiresGrad ?? false;
+  if (options.name) t.name = options.name;
+  return t;
+}
+
+/** Overwrites a tensor's contents with host data (submitting pending work first, so order holds). */
+export function writeTensor(t: Tensor, data: ArrayLike<number>): void {
+  if (data.length !== t.size) {
+    throw new ShapeError("writeTensor", `${data.length} values for a tensor of shape ${fmtShape(t.shape)}`);
+  }
+  const host = t.dtype === "f32" ? Float32Array.from(data) : t.dtype === "i32" ? Int32Array.from(data) : Uint32Array.from(data);
+  gpu().write({ ...t.range, size: host.byteLength }, host);
+}
