@@ -32,14 +32,14 @@ export interface PoolStats {
   peakTotalBytes: number;
 }
 
-/** Rounds a byte count up to its size class: powers of two below 64 KiB, quarter steps above. */
+/** Rounds a byte count up to its size class: powers of two up to 64 KiB, sixteenth steps above. */
 export function sizeClass(bytes: number): number {
   const minimum = 256;
   if (bytes <= minimum) return minimum;
   const p = 2 ** Math.ceil(Math.log2(bytes));
   if (p <= 65536) return p;
-  const quarter = p / 8; // steps of p/8 between p/2 and p: waste at most 1/8 of the class
-  return Math.ceil(bytes / quarter) * quarter;
+  const step = p / 16; // steps of p/16 between p/2 and p: waste at most 1/8 of the request
+  return Math.ceil(bytes / step) * step;
 }
 
 /** A pool of storage buffers for one device. */

@@ -5,7 +5,13 @@
  * dispatches are recorded); nothing is submitted until `flush()`, which readbacks and `sync()` call.
  * A training step is therefore one submit and no readback.
  */
-import { type AdapterReport, type DeviceOptions, GpuError, type GpuDeviceHandle, requestGpuDevice } from "./device.ts";
+import {
+  type AdapterReport,
+  type DeviceOptions,
+  type GpuDeviceHandle,
+  GpuError,
+  requestGpuDevice,
+} from "./device.ts";
 import { BufferPool, type PoolStats } from "./buffer_pool.ts";
 import { type CompiledKernel, type KernelSpec, PipelineCache } from "./kernel.ts";
 
@@ -40,7 +46,13 @@ export class Gpu {
   poison = false;
   /** When true each dispatch is submitted on its own inside an error scope, so errors name the op. */
   debug = false;
-  readonly counters: GpuCounters = { dispatches: 0, submits: 0, readbacks: 0, pipelines: 0, bindGroupsCreated: 0 };
+  readonly counters: GpuCounters = {
+    dispatches: 0,
+    submits: 0,
+    readbacks: 0,
+    pipelines: 0,
+    bindGroupsCreated: 0,
+  };
 
   #handle: GpuDeviceHandle;
   #encoder: GPUCommandEncoder | null = null;
@@ -115,7 +127,11 @@ export class Gpu {
    * Records one dispatch of `spec` with `bindings` at group 0 bindings 0..n-1 (storage buffers, or a
    * uniform buffer for a GPUBuffer with UNIFORM usage, bound whole).
    */
-  dispatch(spec: KernelSpec, bindings: (BufferRange | GPUBuffer)[], workgroups: [number, number?, number?]): void {
+  dispatch(
+    spec: KernelSpec,
+    bindings: (BufferRange | GPUBuffer)[],
+    workgroups: [number, number?, number?],
+  ): void {
     const kernel = this.pipelines.get(spec);
     this.counters.pipelines = this.pipelines.size;
     const bindGroup = this.#bindGroup(kernel, bindings);
@@ -151,7 +167,9 @@ export class Gpu {
         layout: kernel.layout,
         entries: bindings.map((b, binding) => ({
           binding,
-          resource: b instanceof GPUBuffer ? { buffer: b } : { buffer: b.buffer, offset: b.offset, size: b.size },
+          resource: b instanceof GPUBuffer
+            ? { buffer: b }
+            : { buffer: b.buffer, offset: b.offset, size: b.size },
         })),
       });
       this.counters.bindGroupsCreated++;
@@ -162,7 +180,9 @@ export class Gpu {
 
   /** Records a buffer-to-buffer copy. */
   copy(src: BufferRange, dst: BufferRange): void {
-    if (src.size !== dst.size) throw new GpuError(`copy: source ${src.size} bytes, destination ${dst.size} bytes`);
+    if (src.size !== dst.size) {
+      throw new GpuError(`copy: source ${src.size} bytes, destination ${dst.size} bytes`);
+    }
     const encoder = this.#encoderOpen();
     this.#endPass();
     encoder.copyBufferToBuffer(src.buffer, src.offset, dst.buffer, dst.offset, src.size);
@@ -187,7 +207,13 @@ export class Gpu {
       throw new GpuError(`write: ${data.byteLength} bytes of data for a ${range.size}-byte tensor`);
     }
     if (this.#encoder) this.flush();
-    this.device.queue.writeBuffer(range.buffer, range.offset, data.buffer, data.byteOffset, data.byteLength);
+    this.device.queue.writeBuffer(
+      range.buffer,
+      range.offset,
+      data.buffer as ArrayBuffer,
+      data.byteOffset,
+      data.byteLength,
+    );
   }
 
   /** True when commands are recorded but not submitted. */
@@ -241,7 +267,10 @@ export class Gpu {
   /** Copies a range to a staging buffer, submits, and returns its bytes. */
   async read(range: BufferRange): Promise<ArrayBuffer> {
     const size = Math.ceil(range.size / 4) * 4;
-    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     const encoder = this.#encoderOpen();
     this.#endPass();
     encoder.copyBufferToBuffer(range.buffer, range.offset, staging, 0, size);

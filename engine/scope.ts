@@ -23,7 +23,9 @@ export function tidy<T>(fn: () => T): T {
   let result: T;
   try {
     result = fn();
-    if (result instanceof Promise) throw new Error("tidy: the function must be synchronous (use TensorScope)");
+    if (result instanceof Promise) {
+      throw new Error("tidy: the function must be synchronous (use TensorScope)");
+    }
   } catch (e) {
     scope.dispose();
     throw e;

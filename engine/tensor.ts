@@ -100,9 +100,15 @@ export class Tensor {
 
   /** The bound buffer range; throws if disposed. */
   get range(): BufferRange {
-    if (this.#disposed) throw new ShapeError("tensor", `tensor #${this.id} ${fmtShape(this.shape)} was disposed`);
+    if (this.#disposed) {
+      throw new ShapeError("tensor", `tensor #${this.id} ${fmtShape(this.shape)} was disposed`);
+    }
     const base = this.#storage.range;
-    return { buffer: base.buffer, offset: base.offset + this.#elementOffset * 4, size: Math.max(4, this.size * 4) };
+    return {
+      buffer: base.buffer,
+      offset: base.offset + this.#elementOffset * 4,
+      size: Math.max(4, this.size * 4),
+    };
   }
 
   /** Internal: the shared storage (views retain it). */
@@ -270,6 +276,10 @@ export function writeTensor(t: Tensor, data: ArrayLike<number>): void {
   if (data.length !== t.size) {
     throw new ShapeError("writeTensor", `${data.length} values for a tensor of shape ${fmtShape(t.shape)}`);
   }
-  const host = t.dtype === "f32" ? Float32Array.from(data) : t.dtype === "i32" ? Int32Array.from(data) : Uint32Array.from(data);
+  const host = t.dtype === "f32"
+    ? Float32Array.from(data)
+    : t.dtype === "i32"
+    ? Int32Array.from(data)
+    : Uint32Array.from(data);
   gpu().write({ ...t.range, size: host.byteLength }, host);
 }

@@ -2,7 +2,7 @@
  * Shared test helpers: device set-up with poisoned outputs, seeded random data, closeness checks
  * with stated tolerances, and float64 finite differences.
  */
-import { initDevice, type Gpu } from "../engine/gpu.ts";
+import { type Gpu, initDevice } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
 
 /** Initialises the device once, with poisoning of fresh outputs on (unwritten elements read NaN). */

@@ -38,7 +38,11 @@ export function fill(shape: readonly number[], value: number, dtype: DType = "f3
 
 setPoisonFill((t) => {
   if (t.size === 0) return;
-  const code = fillCode(t.size, t.dtype, t.dtype === "f32" ? "bitcast<f32>(0x7fc00000u)" : `${t.dtype}(0x7fffffff)`);
+  const code = fillCode(
+    t.size,
+    t.dtype,
+    t.dtype === "f32" ? "bitcast<f32>(0x7fc00000u)" : `${t.dtype}(0x7fffffff)`,
+  );
   gpu().dispatch({ name: "poison", code }, [t.range], grid1d(t.size));
 });
 

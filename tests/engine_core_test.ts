@@ -1,0 +1,190 @@
+import assert from "node:assert/strict";
+import { gpu } from "../engine/gpu.ts";
+import { empty, ShapeError, type Tensor, tensor, writeTensor } from "../engine/tensor.ts";
+import { isGradEnabled, noGrad, record } from "../engine/autograd.ts";
+import { addSame, fill } from "../engine/ops/core.ts";
+import { keep, TensorScope, tidy } from "../engine/scope.ts";
+import { sizeClass } from "../engine/buffer_pool.ts";
+import { GpuError } from "../engine/device.ts";
+import { gpuTest, setup } from "./util.ts";
+
+/** A recorded test op: 2·x, built from the core add so autograd paths can be exercised. */
+function twice(x: Tensor): Tensor {
+  return record("twice", [x], addSame(x, x), (g) => [addSame(g, g)]);
+}
+/** A recorded test op: a + b (same shape). */
+function plus(a: Tensor, b: Tensor): Tensor {
+  return record("plus", [a, b], addSame(a, b), (g) => [g, g]);
+}
+
+Deno.test({
+  name: "device report names the adapter and raised limits",
+  ...gpuTest,
+  async fn() {
+    const g = await setup();
+    assert.ok(g.report.name.length > 0);
+    assert.equal(typeof g.report.isFallback, "boolean");
+    assert.ok(g.report.limits.maxStorageBufferBindingSize >= 128 * 1024 * 1024);
+    assert.ok(g.report.limits.maxComputeWorkgroupStorageSize >= 16384);
+  },
+});
+
+Deno.test({
+  name: "tensors round-trip f32, i32 and u32 data; shapes are checked",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const a = tensor([[1.5, -2], [3, 4]]);
+    assert.deepEqual(a.shape, [2, 2]);
+    assert.deepEqual([...await a.toArray()], [1.5, -2, 3, 4]);
+    const b = tensor([-3, 7], [2], { dtype: "i32" });
+    assert.deepEqual([...await b.toArray()], [-3, 7]);
+    const c = tensor([4000000000], [1], { dtype: "u32" });
+    assert.equal(await c.item(), 4000000000);
+    assert.throws(() => tensor([1, 2, 3], [2, 2]), ShapeError);
+    assert.throws(() => tensor([1, 2, 3], [2, 2]), /3 values do not fill shape \[2, 2\]/);
+    writeTensor(a, [9, 8, 7, 6]);
+    assert.deepEqual([...await a.toArray()], [9, 8, 7, 6]);
+    for (const t of [a, b, c]) t.dispose();
+  },
+});
+
+Deno.test({
+  name: "poisoned outputs read NaN until written; fill writes every element",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const e = empty([1000]);
+    assert.ok((await e.toArray()).every(Number.isNaN));
+    const f = fill([70000], -0.25); // more than one workgroup row, not a multiple of 256
+    assert.ok((await f.toArray()).every((v) => v === -0.25));
+    e.dispose();
+    f.dispose();
+  },
+});
+
+Deno.test({
+  name: "autograd sums gradients over a diamond and shared inputs, in topological order",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const x = tensor([1, 2, 3], [3], { requiresGrad: true });
+    // y = 2x; z = y + y + x → dz/dx = 2·2 + 1 = 5 (x reached by three paths)
+    const y = twice(x);
+    const z = plus(plus(y, y), x);
+    z.backward(fill([3], 1));
+    assert.deepEqual([...await x.grad!.toArray()], [5, 5, 5]);
+    // gradients accumulate across backward calls
+    plus(x, x).backward(fill([3], 1));
+    assert.deepEqual([...await x.grad!.toArray()], [7, 7, 7]);
+    assert.throws(() => plus(x, x).backward(), /needs a gradient argument/);
+    x.dispose();
+  },
+});
+
+Deno.test({
+  name: "noGrad records nothing",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const x = tensor([1], [1], { requiresGrad: true });
+    const y = noGrad(() => {
+      assert.equal(isGradEnabled(), false);
+      return twice(x);
+    });
+    assert.equal(isGradEnabled(), true);
+    assert.equal(y.requiresGrad, false);
+    assert.equal(y.node, null);
+    x.dispose();
+    y.dispose();
+  },
+});
+
+Deno.test({
+  name: "tidy frees everything but its result; TensorScope and using free too; no leak over 100 steps",
+  ...gpuTest,
+  async fn() {
+    const g = await setup();
+    await g.sync();
+    const before = g.memory().liveBuffers;
+    const kept = tidy(() => {
+      const a = fill([10], 1);
+      const b = addSame(a, a);
+      return { b, list: [addSame(b, a)] };
+    });
+    assert.equal(g.memory().liveBuffers, before + 2);
+    assert.deepEqual([...await kept.list[0].toArray()], Array(10).fill(3));
+    kept.b.dispose();
+    kept.list[0].dispose();
+    kept.b.dispose(); // idempotent
+    assert.equal(g.memory().liveBuffers, before);
+    {
+      using s = new TensorScope();
+      fill([5], 1);
+      const k = keep(fill([5], 2));
+      assert.equal(s.size, 1);
+      k.dispose();
+    }
+    assert.equal(g.memory().liveBuffers, before);
+    const w = tensor([1, 2, 3, 4], [4], { requiresGrad: true });
+    const counts: number[] = [];
+    for (let step = 0; step < 100; step++) {
+      tidy(() => {
+        const loss = plus(twice(w), w);
+        loss.backward(fill([4], 1));
+      });
+      w.grad = undefined;
+      if (step % 10 === 9) counts.push(g.memory().liveBuffers);
+    }
+    assert.deepEqual(counts, Array(10).fill(before + 1));
+    const created = g.memory().created;
+    tidy(() => plus(twice(w), w).backward(fill([4], 1)));
+    assert.equal(g.memory().created, created, "pool reuses buffers instead of creating new ones");
+    w.dispose();
+  },
+});
+
+Deno.test({
+  name: "using a disposed tensor names the tensor; a broken kernel names the kernel",
+  ...gpuTest,
+  async fn() {
+    const g = await setup();
+    const a = fill([3], 1);
+    a.dispose();
+    assert.throws(() => addSame(a, a), /was disposed/);
+    const out = fill([4], 0);
+    g.dispatch({ name: "deliberately.broken", code: "this is not wgsl" }, [out.range], [1]);
+    await assert.rejects(
+      () => g.sync(),
+      (e: Error) => e instanceof GpuError && /deliberately\.broken/.test(e.message),
+    );
+    out.dispose();
+  },
+});
+
+Deno.test("size classes waste at most 1/8 above 64 KiB and round small buffers to powers of two", () => {
+  assert.equal(sizeClass(1), 256);
+  assert.equal(sizeClass(300), 512);
+  assert.equal(sizeClass(65536), 65536);
+  for (const n of [65537, 100000, 1234567, 50_000_000]) {
+    const c = sizeClass(n);
+    assert.ok(c >= n && c <= n * 1.125 + 1, `${n} → ${c}`);
+  }
+});
+
+Deno.test({
+  name: "a training step is recorded without submits until read back",
+  ...gpuTest,
+  async fn() {
+    const g = await setup();
+    await g.sync();
+    const submits = g.counters.submits;
+    const x = tensor([1, 2], [2], { requiresGrad: true });
+    const s2 = g.counters.submits; // the upload may flush pending work
+    tidy(() => plus(twice(x), x).backward(fill([2], 1)));
+    assert.equal(g.counters.submits, s2);
+    assert.ok(s2 - submits <= 1);
+    assert.deepEqual([...await x.grad!.toArray()], [3, 3]);
+    x.dispose();
+  },
+});
