@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { gpu } from "../engine/gpu.ts";
 import { empty, ShapeError, type Tensor, tensor, writeTensor } from "../engine/tensor.ts";
 import { isGradEnabled, noGrad, record } from "../engine/autograd.ts";
 import { addSame, fill } from "../engine/ops/core.ts";

@@ -102,7 +102,10 @@ export function jsonReplacer(_key: string, value: unknown): unknown {
     return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
   }
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
-    return Array.from(value as unknown as ArrayLike<number | bigint>, (v) => typeof v === "bigint" ? Number(v) : v);
+    return Array.from(
+      value as unknown as ArrayLike<number | bigint>,
+      (v) => typeof v === "bigint" ? Number(v) : v,
+    );
   }
   if (value instanceof Map) return Object.fromEntries(value);
   if (value instanceof Set) return [...value];

@@ -37,8 +37,8 @@ interface TypeMap {
   "string[]": string[];
 }
 
-/** One option. `default` is required so the parsed config is total and typed. */
-export interface OptionSpec<T extends OptionType = OptionType> {
+/** One option of kind `T`. `default` is required so the parsed config is total and typed. */
+export interface OptionSpecOf<T extends OptionType> {
   type: T;
   default: TypeMap[T];
   description: string;
@@ -52,6 +52,9 @@ export interface OptionSpec<T extends OptionType = OptionType> {
   /** Placeholder shown in --help (default derived from type). */
   metavar?: string;
 }
+
+/** One option (discriminated on `type`, so `default` is checked against it). */
+export type OptionSpec = { [T in OptionType]: OptionSpecOf<T> }[OptionType];
 
 /** Option table: config key → spec. */
 export type OptionsSpec = Record<string, OptionSpec>;
@@ -147,13 +150,18 @@ export function usage(spec: OptionsSpec, meta: ExperimentMeta): string {
   const rows: [string, string][] = [];
   for (const [key, s] of Object.entries(spec)) {
     const flag = toFlag(key);
-    const left = `${s.short ? `-${s.short}, ` : "    "}--${flag}${s.type === "boolean" ? "" : ` ${metavarOf(s)}`}`;
+    const left = `${s.short ? `-${s.short}, ` : "    "}--${flag}${
+      s.type === "boolean" ? "" : ` ${metavarOf(s)}`
+    }`;
     const bounds = [
       s.min !== undefined ? `min ${s.min}` : "",
       s.max !== undefined ? `max ${s.max}` : "",
     ].filter(Boolean).join(", ");
     const neg = s.type === "boolean" ? ` (--no-${flag} to disable)` : "";
-    rows.push([left, `${s.description}${neg} [default: ${fmtDefault(s.default)}${bounds ? `; ${bounds}` : ""}]`]);
+    rows.push([
+      left,
+      `${s.description}${neg} [default: ${fmtDefault(s.default)}${bounds ? `; ${bounds}` : ""}]`,
+    ]);
   }
   rows.push(
     ["    --out DIR", `output folder [default: ${meta.runsRoot ?? "runs"}/${meta.name}-<UTC timestamp>]`],
@@ -163,7 +171,9 @@ export function usage(spec: OptionsSpec, meta: ExperimentMeta): string {
     ["-h, --help", "show this help and exit"],
   );
   const w = Math.min(36, Math.max(...rows.map(([l]) => l.length)) + 2);
-  const lines = rows.map(([l, r]) => l.length + 2 > w ? `  ${l}\n  ${" ".repeat(w)}${r}` : `  ${l.padEnd(w)}${r}`);
+  const lines = rows.map(([l, r]) =>
+    l.length + 2 > w ? `  ${l}\n  ${" ".repeat(w)}${r}` : `  ${l.padEnd(w)}${r}`
+  );
   return [
     `Usage: ${meta.name} [options]`,
     ...(meta.description ? ["", meta.description] : []),
@@ -174,7 +184,12 @@ export function usage(spec: OptionsSpec, meta: ExperimentMeta): string {
   ].join("\n");
 }
 
-function coerceScalar(flag: string, raw: string, type: "number" | "integer" | "string", s: OptionSpec): number | string {
+function coerceScalar(
+  flag: string,
+  raw: string,
+  type: "number" | "integer" | "string",
+  s: OptionSpec,
+): number | string {
   if (type === "string") {
     if (s.choices && !s.choices.includes(raw)) {
       throw new CliError(`--${flag}: invalid value "${raw}" (choose from: ${s.choices.join(", ")})`);
@@ -187,8 +202,12 @@ function coerceScalar(flag: string, raw: string, type: "number" | "integer" | "s
   if (type === "integer" && !Number.isSafeInteger(v)) {
     throw new CliError(`--${flag}: expected an integer, got "${raw}"`);
   }
-  if (s.min !== undefined && v < s.min) throw new CliError(`--${flag}: value ${raw} is below the minimum ${s.min}`);
-  if (s.max !== undefined && v > s.max) throw new CliError(`--${flag}: value ${raw} is above the maximum ${s.max}`);
+  if (s.min !== undefined && v < s.min) {
+    throw new CliError(`--${flag}: value ${raw} is below the minimum ${s.min}`);
+  }
+  if (s.max !== undefined && v > s.max) {
+    throw new CliError(`--${flag}: value ${raw} is above the maximum ${s.max}`);
+  }
   return v;
 }
 
@@ -224,9 +243,18 @@ export function parseExperimentArgsOrThrow<S extends OptionsSpec>(
   }
   let parsed: { values: Record<string, string | boolean | (string | boolean)[] | undefined> };
   try {
-    parsed = parseArgs({ args: [...args], options, strict: true, allowPositionals: false, allowNegative: true });
+    parsed = parseArgs({
+      args: [...args],
+      options,
+      strict: true,
+      allowPositionals: false,
+      allowNegative: true,
+    });
   } catch (e) {
-    const msg = (e as Error).message.replace(/\. To specify a positional argument starting with a '-'.*$/s, "");
+    const msg = (e as Error).message.replace(
+      /\. To specify a positional argument starting with a '-'.*$/s,
+      "",
+    );
     throw new CliError(msg);
   }
   const v = parsed.values;
@@ -244,7 +272,9 @@ export function parseExperimentArgsOrThrow<S extends OptionsSpec>(
       cfg[key] = raw;
     } else if (s.type.endsWith("[]")) {
       const base = s.type.slice(0, -2) as "number" | "integer" | "string";
-      const parts = (raw as string[]).flatMap((r) => r.split(",")).map((p) => p.trim()).filter((p) => p !== "");
+      const parts = (raw as string[]).flatMap((r) => r.split(",")).map((p) => p.trim()).filter((p) =>
+        p !== ""
+      );
       cfg[key] = parts.map((p) => coerceScalar(flag, p, base, s));
     } else {
       if (typeof raw !== "string") throw new CliError(`--${flag}: expects a value`);
@@ -257,7 +287,9 @@ export function parseExperimentArgsOrThrow<S extends OptionsSpec>(
     : meta.seed ?? 0;
   const out = v.out;
   if (typeof out === "string" && out.trim() === "") throw new CliError(`--out: expected a directory, got ""`);
-  cfg.out = typeof out === "string" ? out : join(meta.runsRoot ?? "runs", `${meta.name}-${timestamp(meta.now)}`);
+  cfg.out = typeof out === "string"
+    ? out
+    : join(meta.runsRoot ?? "runs", `${meta.name}-${timestamp(meta.now)}`);
   cfg.json = v.json === true;
   cfg.quiet = v.quiet === true;
   return cfg as ExperimentConfig<S>;

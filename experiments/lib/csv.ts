@@ -6,7 +6,9 @@
  * @module
  */
 
+// deno-lint-ignore no-import-prefix -- pinned inline: scripts must also run when imported by URL (no import map)
 import { stringify } from "npm:csv-stringify@6.6.0/sync";
+// deno-lint-ignore no-import-prefix -- pinned inline: scripts must also run when imported by URL (no import map)
 import { parse } from "npm:csv-parse@6.1.0/sync";
 import { writeFileAtomic } from "./atomic.ts";
 
@@ -46,7 +48,11 @@ export function toCsv(rows: readonly CsvRow[], columns?: readonly string[]): str
 }
 
 /** Write rows to `path` atomically (see {@link toCsv}). */
-export async function writeCsv(path: string, rows: readonly CsvRow[], columns?: readonly string[]): Promise<void> {
+export async function writeCsv(
+  path: string,
+  rows: readonly CsvRow[],
+  columns?: readonly string[],
+): Promise<void> {
   await writeFileAtomic(path, toCsv(rows, columns));
 }
 
@@ -137,7 +143,9 @@ export class CsvLogger {
     let lastStep: number | undefined;
 
     if (opts.resumeAfterStep !== undefined) {
-      if (Number.isNaN(opts.resumeAfterStep)) throw new Error(`CsvLogger: resumeAfterStep is NaN for ${path}`);
+      if (Number.isNaN(opts.resumeAfterStep)) {
+        throw new Error(`CsvLogger: resumeAfterStep is NaN for ${path}`);
+      }
       let text: string | undefined;
       try {
         text = await Deno.readTextFile(path);
@@ -177,9 +185,12 @@ export class CsvLogger {
       if (columns) await writeFileAtomic(path, toCsv(kept, columns));
     }
 
-    const file = await Deno.open(path, columns && opts.resumeAfterStep !== undefined
-      ? { write: true, append: true, create: true }
-      : { write: true, create: true, truncate: true });
+    const file = await Deno.open(
+      path,
+      columns && opts.resumeAfterStep !== undefined
+        ? { write: true, append: true, create: true }
+        : { write: true, create: true, truncate: true },
+    );
     const logger = new CsvLogger(path, file, columns, stepColumn, kept.length, lastStep);
     kept = [];
     if (columns && opts.resumeAfterStep === undefined) logger.#writeLine(toCsv([], columns));

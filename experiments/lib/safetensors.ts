@@ -114,7 +114,9 @@ export function encodeSafetensors(
   }
   let offset = 0;
   for (const name of names) {
-    if (name === "__metadata__") throw new TypeError(`safetensors: "__metadata__" is not a valid tensor name`);
+    if (name === "__metadata__") {
+      throw new TypeError(`safetensors: "__metadata__" is not a valid tensor name`);
+    }
     const t = tensors[name];
     const info = DTYPES[t.dtype];
     if (!info) throw new TypeError(`safetensors: tensor "${name}": unsupported dtype ${t.dtype}`);
@@ -128,7 +130,9 @@ export function encodeSafetensors(
     }
     if (t.data.length !== numel(t.shape)) {
       throw new TypeError(
-        `safetensors: tensor "${name}": shape [${t.shape}] has ${numel(t.shape)} elements, data has ${t.data.length}`,
+        `safetensors: tensor "${name}": shape [${t.shape}] has ${
+          numel(t.shape)
+        } elements, data has ${t.data.length}`,
       );
     }
     const len = t.data.byteLength;
@@ -165,7 +169,12 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<buffer>"): Safeten
   const n = Number(n64);
   if (n < 2) fail(0, `header length ${n} is too small`);
   if (8 + n > bytes.length) {
-    fail(0, `header length ${n} runs past end of file (file is ${bytes.length} bytes, header would end at ${8 + n})`);
+    fail(
+      0,
+      `header length ${n} runs past end of file (file is ${bytes.length} bytes, header would end at ${
+        8 + n
+      })`,
+    );
   }
   let text: string;
   try {
@@ -180,14 +189,19 @@ export function decodeSafetensors(bytes: Uint8Array, file = "<buffer>"): Safeten
   } catch (e) {
     return fail(8, `header is not valid JSON: ${(e as Error).message}`);
   }
-  if (typeof header !== "object" || header === null || Array.isArray(header)) fail(8, `header is not an object`);
+  if (typeof header !== "object" || header === null || Array.isArray(header)) {
+    fail(8, `header is not an object`);
+  }
   const dataStart = 8 + n;
   const dataLen = bytes.length - dataStart;
   const metadata: Record<string, string> = {};
-  const entries: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] = [];
+  const entries: { name: string; dtype: SafetensorsDtype; shape: number[]; begin: number; end: number }[] =
+    [];
   for (const [name, raw] of Object.entries(header as Record<string, unknown>)) {
     if (name === "__metadata__") {
-      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(8, `__metadata__ is not an object`);
+      if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+        fail(8, `__metadata__ is not an object`);
+      }
       for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
         if (typeof v !== "string") fail(8, `__metadata__["${k}"] is not a string`);
         metadata[k] = v as string;
