@@ -12,10 +12,14 @@ function checkK(K: number, who: string): void {
   if (!Number.isInteger(K) || K < 2) throw new RangeError(`${who}: K must be an integer >= 2 (got K=${K})`);
 }
 function checkPos(x: number, name: string, who: string): void {
-  if (!Number.isFinite(x) || x <= 0) throw new RangeError(`${who}: ${name} must be finite and > 0 (got ${x})`);
+  if (!Number.isFinite(x) || x <= 0) {
+    throw new RangeError(`${who}: ${name} must be finite and > 0 (got ${x})`);
+  }
 }
 function checkNonNeg(x: number, name: string, who: string): void {
-  if (!Number.isFinite(x) || x < 0) throw new RangeError(`${who}: ${name} must be finite and >= 0 (got ${x})`);
+  if (!Number.isFinite(x) || x < 0) {
+    throw new RangeError(`${who}: ${name} must be finite and >= 0 (got ${x})`);
+  }
 }
 
 /**

@@ -30,7 +30,9 @@ function norm(x: ArrayLike<number>): number {
  * @throws RangeError for a length mismatch or a zero vector
  */
 export function angleBetween(x: ArrayLike<number>, y: ArrayLike<number>): number {
-  if (x.length !== y.length) throw new RangeError(`angleBetween: lengths differ (${x.length} vs ${y.length})`);
+  if (x.length !== y.length) {
+    throw new RangeError(`angleBetween: lengths differ (${x.length} vs ${y.length})`);
+  }
   const nx = norm(x), ny = norm(y);
   if (!(nx > 0) || !(ny > 0)) throw new RangeError("angleBetween: zero (or non-finite) vector");
   let d = 0, s = 0;
@@ -61,7 +63,9 @@ export function gamma(x: ArrayLike<number>, y: ArrayLike<number>): number {
  * @returns the simplex γ
  */
 export function gammaSimplex(K: number): number {
-  if (!Number.isInteger(K) || K < 2) throw new RangeError(`gammaSimplex: K must be an integer >= 2 (got K=${K})`);
+  if (!Number.isInteger(K) || K < 2) {
+    throw new RangeError(`gammaSimplex: K must be an integer >= 2 (got K=${K})`);
+  }
   return 1 - Math.acos(-1 / (K - 1)) / Math.PI;
 }
 
@@ -80,13 +84,15 @@ export function classMeans(Z: MatrixLike, labels: ArrayLike<number>, K?: number)
     throw new RangeError(`classMeans: ${labels.length} labels for ${rows.length} rows`);
   }
   let k = K ?? 0;
-  if (K === undefined) for (let i = 0; i < labels.length; i++) k = Math.max(k, labels[i] + 1);
+  if (K === undefined) { for (let i = 0; i < labels.length; i++) k = Math.max(k, labels[i] + 1); }
   const h = rows.length > 0 ? rows[0].length : 0;
   const sums = Array.from({ length: k }, () => new Float64Array(h));
   const counts = new Float64Array(k);
   for (let i = 0; i < rows.length; i++) {
     const y = labels[i];
-    if (!Number.isInteger(y) || y < 0 || y >= k) throw new RangeError(`classMeans: label ${y} out of range 0..${k - 1}`);
+    if (!Number.isInteger(y) || y < 0 || y >= k) {
+      throw new RangeError(`classMeans: label ${y} out of range 0..${k - 1}`);
+    }
     counts[y]++;
     const r = rows[i], s = sums[y];
     for (let d = 0; d < h; d++) s[d] += r[d];

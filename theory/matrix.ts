@@ -30,7 +30,9 @@ function isFlat(m: MatrixLike): m is FlatMatrix {
 export function toRows(m: MatrixLike): ArrayLike<number>[] {
   if (isFlat(m)) {
     const { data, dim } = m;
-    if (!Number.isInteger(dim) || dim < 1) throw new RangeError(`toRows: dim must be an integer >= 1 (got ${dim})`);
+    if (!Number.isInteger(dim) || dim < 1) {
+      throw new RangeError(`toRows: dim must be an integer >= 1 (got ${dim})`);
+    }
     if (data.length % dim !== 0) {
       throw new RangeError(`toRows: data length ${data.length} is not a multiple of dim=${dim}`);
     }
@@ -50,7 +52,9 @@ export function toRows(m: MatrixLike): ArrayLike<number>[] {
   if (rows.length > 0) {
     const d = rows[0].length;
     for (let i = 1; i < rows.length; i++) {
-      if (rows[i].length !== d) throw new RangeError(`toRows: row ${i} has length ${rows[i].length}, expected ${d}`);
+      if (rows[i].length !== d) {
+        throw new RangeError(`toRows: row ${i} has length ${rows[i].length}, expected ${d}`);
+      }
     }
   }
   return rows;

@@ -73,15 +73,22 @@ export interface ScBoundResult {
 }
 
 /** Validates (N, K, b, rho2) for the balanced-label theorems; throws RangeError naming the problem. */
-export function validateScParams(p: { N: number; K: number; b: number; rho2: number }, who = "scBound"): void {
+export function validateScParams(
+  p: { N: number; K: number; b: number; rho2: number },
+  who = "scBound",
+): void {
   const { N, K, b, rho2 } = p;
   if (!Number.isInteger(K) || K < 2) throw new RangeError(`${who}: K must be an integer >= 2 (got K=${K})`);
-  if (!Number.isInteger(N) || N < K) throw new RangeError(`${who}: N must be an integer >= K (got N=${N}, K=${K})`);
+  if (!Number.isInteger(N) || N < K) {
+    throw new RangeError(`${who}: N must be an integer >= K (got N=${N}, K=${K})`);
+  }
   if (N % K !== 0) {
     throw new RangeError(`${who}: N must be divisible by K for balanced labels (got N=${N}, K=${K})`);
   }
   if (!Number.isInteger(b) || b < 2) throw new RangeError(`${who}: b must be an integer >= 2 (got b=${b})`);
-  if (!Number.isFinite(rho2) || rho2 <= 0) throw new RangeError(`${who}: rho2 must be finite and > 0 (got ${rho2})`);
+  if (!Number.isFinite(rho2) || rho2 <= 0) {
+    throw new RangeError(`${who}: rho2 must be finite and > 0 (got ${rho2})`);
+  }
 }
 
 /**
@@ -289,7 +296,9 @@ export function scBoundIidExpectation(p: { N: number; K: number; b: number; rho2
  * @returns the batch loss
  */
 export function scLossAtSimplex(counts: ArrayLike<number>, rho2: number, K: number = counts.length): number {
-  if (!Number.isInteger(K) || K < 2) throw new RangeError(`scLossAtSimplex: K must be an integer >= 2 (got ${K})`);
+  if (!Number.isInteger(K) || K < 2) {
+    throw new RangeError(`scLossAtSimplex: K must be an integer >= 2 (got ${K})`);
+  }
   if (counts.length > K) throw new RangeError(`scLossAtSimplex: ${counts.length} counts for K=${K} classes`);
   let b = 0;
   for (let y = 0; y < counts.length; y++) {

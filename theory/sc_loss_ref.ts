@@ -48,7 +48,9 @@ export function scLossOccurrencesF64(
 ): ScLossOccurrencesResult {
   const rows = toRows(U);
   const b = rows.length;
-  if (occLabels.length !== b) throw new RangeError(`scLossOccurrencesF64: ${occLabels.length} labels for ${b} rows`);
+  if (occLabels.length !== b) {
+    throw new RangeError(`scLossOccurrencesF64: ${occLabels.length} labels for ${b} rows`);
+  }
   const h = b > 0 ? rows[0].length : 0;
   const S = new Float64Array(b * b);
   for (let p = 0; p < b; p++) {
