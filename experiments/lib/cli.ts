@@ -37,10 +37,15 @@ interface TypeMap {
   "string[]": string[];
 }
 
+/** Defaults may be readonly (e.g. from `as const` specs). */
+type DefaultMap = {
+  [K in keyof TypeMap]: TypeMap[K] extends (infer E)[] ? readonly E[] : TypeMap[K];
+};
+
 /** One option of kind `T`. `default` is required so the parsed config is total and typed. */
 export interface OptionSpecOf<T extends OptionType> {
   type: T;
-  default: TypeMap[T];
+  default: DefaultMap[T];
   description: string;
   /** Single-letter alias, e.g. `"e"` for `-e`. */
   short?: string;
@@ -59,9 +64,15 @@ export type OptionSpec = { [T in OptionType]: OptionSpecOf<T> }[OptionType];
 /** Option table: config key → spec. */
 export type OptionsSpec = Record<string, OptionSpec>;
 
+/** Value type of one option; string options with `choices` become the union of the choices. */
+export type OptionValue<O extends OptionSpec> = O extends
+  { type: "string"; choices: readonly (infer C extends string)[] } ? C
+  : O extends { type: "string[]"; choices: readonly (infer C extends string)[] } ? C[]
+  : TypeMap[O["type"]];
+
 /** The parsed config type for a spec, plus built-ins. */
 export type ExperimentConfig<S extends OptionsSpec> =
-  & { -readonly [K in keyof S]: TypeMap[S[K]["type"]] }
+  & { -readonly [K in keyof S]: OptionValue<S[K]> }
   & BuiltinConfig;
 
 /** Flags every experiment gets. */
@@ -198,7 +209,9 @@ function coerceScalar(
   }
   const t = raw.trim();
   const v = t === "" ? NaN : Number(t);
-  if (!Number.isFinite(v)) throw new CliError(`--${flag}: expected a ${type}, got "${raw}"`);
+  if (!Number.isFinite(v)) {
+    throw new CliError(`--${flag}: expected ${type === "integer" ? "an integer" : "a number"}, got "${raw}"`);
+  }
   if (type === "integer" && !Number.isSafeInteger(v)) {
     throw new CliError(`--${flag}: expected an integer, got "${raw}"`);
   }
@@ -215,7 +228,7 @@ function coerceScalar(
  * Parse `args` against `spec`; throws {@link CliError} (bad usage) or {@link CliHelp} (`--help`).
  * Use this in tests; scripts normally call {@link parseExperimentArgs}.
  */
-export function parseExperimentArgsOrThrow<S extends OptionsSpec>(
+export function parseExperimentArgsOrThrow<const S extends OptionsSpec>(
   args: readonly string[],
   spec: S,
   meta: ExperimentMeta,
@@ -299,7 +312,7 @@ export function parseExperimentArgsOrThrow<S extends OptionsSpec>(
  * Parse `args` (normally `Deno.args`) against `spec`. On `--help` prints usage to stdout and exits 0; on a
  * usage error prints `error: <message>` and a hint to stderr and exits 2.
  */
-export function parseExperimentArgs<S extends OptionsSpec>(
+export function parseExperimentArgs<const S extends OptionsSpec>(
   args: readonly string[],
   spec: S,
   meta: ExperimentMeta,
