@@ -1,0 +1,217 @@
+/**
+ * Losses and the sphere normalisation: `normalizeToSphere`, `crossEntropy`, `supConLoss`.
+ *
+ * Each forward records one fused row kernel (plus a tiny reduction to the scalar) and its backward
+ * right beside it. Losses return scalars of shape `[]`.
+ *
+ * @module
+ */
+import { gpu } from "../gpu.ts";
+import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
+import { noGrad, record } from "../autograd.ts";
+import { matmul } from "./matmul.ts";
+import { grid1d } from "../../shaders/common.ts";
+import {
+  ceBackwardCode,
+  ceRowsCode,
+  ROW_WG,
+  sphereBackwardCode,
+  sphereForwardCode,
+  sumCode,
+  supConBackwardCode,
+  supConRowsCode,
+} from "../../shaders/loss.ts";
+
+/** Norms below this are clamped in `normalizeToSphere` (a zero row maps to the zero vector, not NaN). */
+export const SPHERE_EPS = 1e-12;
+
+function check2d(op: string, t: Tensor, what: string, dtype = "f32"): void {
+  if (t.rank !== 2 || t.dtype !== dtype) {
+    throw new ShapeError(
+      op,
+      `${what} must be a ${dtype} matrix [rows, cols], got ${t.dtype}${fmtShape(t.shape)}`,
+    );
+  }
+}
+
+function checkLabels(op: string, labels: Tensor, rows: number, x: Tensor): void {
+  if (labels.dtype !== "i32" || labels.rank !== 1 || labels.shape[0] !== rows) {
+    throw new ShapeError(
+      op,
+      `labels must be i32 [${rows}] for input ${fmtShape(x.shape)}, got ${labels.dtype}${
+        fmtShape(labels.shape)
+      }`,
+    );
+  }
+}
+
+/** `scale · Σ v` as a new scalar tensor `[]`. */
+function sumScalar(v: Tensor, scale: number): Tensor {
+  const out = empty([]);
+  gpu().dispatch({ name: "loss.sum", code: sumCode(v.size, scale) }, [v.range, out.range], [1, 1, 1]);
+  return out;
+}
+
+/**
+ * Projects each row of `u` [B, d] onto the sphere of radius `radius`: `z = ρ·u/‖u‖`.
+ *
+ * The norm is clamped below at {@link SPHERE_EPS} (1e-12), so a zero row gives a zero output and a
+ * finite (large) gradient instead of NaN. Backward: `du = (ρ/‖u‖)(dz − ẑ⟨ẑ, dz⟩)`, `ẑ = u/‖u‖`.
+ */
+export function normalizeToSphere(u: Tensor, radius: number): Tensor {
+  check2d("normalizeToSphere", u, "u");
+  if (!(radius > 0) || !Number.isFinite(radius)) {
+    throw new ShapeError("normalizeToSphere", `radius must be positive and finite, got ${radius}`);
+  }
+  const [rows, d] = u.shape;
+  const z = empty(u.shape);
+  const norms = empty([rows]);
+  if (u.size > 0) {
+    gpu().dispatch(
+      { name: "normalizeToSphere", code: sphereForwardCode(rows, d, radius, SPHERE_EPS) },
+      [u.range, z.range, norms.range],
+      grid1d(rows, ROW_WG),
+    );
+  }
+  if (
+    !record("normalizeToSphere", [u], z, (dz) => {
+      const du = empty(u.shape);
+      if (u.size > 0) {
+        gpu().dispatch(
+          { name: "normalizeToSphere.backward", code: sphereBackwardCode(rows, d, radius) },
+          [u.range, norms.range, dz.range, du.range],
+          grid1d(rows, ROW_WG),
+        );
+      }
+      norms.dispose();
+      return [du];
+    }).node
+  ) {
+    norms.dispose();
+  }
+  return z;
+}
+
+/** Options of {@link crossEntropy}. */
+export interface CrossEntropyOptions {
+  /** `'mean'` (default) over the rows, or `'sum'`. */
+  reduction?: "mean" | "sum";
+}
+
+/**
+ * Cross-entropy of `logits` [B, K] against integer `labels` i32 [B]: the mean (or sum) over rows of
+ * `−log softmax(logits_r)[labels_r]`, a scalar `[]`, computed with a max-subtracted log-sum-exp.
+ *
+ * Labels stay on the GPU and are not validated on the host: a label outside `[0, K)` makes its row's
+ * loss NaN (and so the result and that row's gradient), never a silently wrong number.
+ * Backward: `(softmax − onehot)·g/B` (`·g` for `'sum'`) in one kernel.
+ */
+export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntropyOptions = {}): Tensor {
+  check2d("crossEntropy", logits, "logits");
+  const [rows, k] = logits.shape;
+  checkLabels("crossEntropy", labels, rows, logits);
+  if (rows === 0 || k === 0) throw new ShapeError("crossEntropy", `empty logits ${fmtShape(logits.shape)}`);
+  const reduction = options.reduction ?? "mean";
+  const scale = reduction === "mean" ? 1 / rows : 1;
+  const loss = empty([rows]);
+  const lse = empty([rows]);
+  gpu().dispatch(
+    { name: "crossEntropy", code: ceRowsCode(rows, k) },
+    [logits.range, labels.range, loss.range, lse.range],
+    grid1d(rows, ROW_WG),
+  );
+  const out = sumScalar(loss, scale);
+  loss.dispose();
+  if (
+    !record("crossEntropy", [logits, labels], out, (g) => {
+      const dx = empty(logits.shape);
+      gpu().dispatch(
+        { name: "crossEntropy.backward", code: ceBackwardCode(rows, k, scale) },
+        [logits.range, labels.range, lse.range, g.range, dx.range],
+        grid1d(rows * k),
+      );
+      lse.dispose();
+      return [dx, null];
+    }).node
+  ) {
+    lse.dispose();
+  }
+  return out;
+}
+
+/** The Gram matrix `z·zᵀ` [b, b] of `z` [b, d] (the shared GEMM; no autograd node of its own). */
+function gram(z: Tensor): Tensor {
+  return noGrad(() => matmul(z, z, { transB: true }));
+}
+
+/**
+ * The per-anchor terms of {@link supConLoss} as a tensor [b] (no autograd): anchor i's
+ * `LSE_{k≠i}⟨z_i, z_k⟩ − mean_{j∈pos(i)}⟨z_i, z_j⟩`, 0 for anchors without positives.
+ */
+export function supConAnchorLosses(z: Tensor, labels: Tensor): Tensor {
+  check2d("supConAnchorLosses", z, "z");
+  const [b] = z.shape;
+  checkLabels("supConAnchorLosses", labels, b, z);
+  if (b === 0 || z.shape[1] === 0) {
+    throw new ShapeError("supConAnchorLosses", `empty batch ${fmtShape(z.shape)}`);
+  }
+  const G = gram(z);
+  const loss = empty([b]);
+  const stats = empty([b, 2]);
+  gpu().dispatch(
+    { name: "supConLoss", code: supConRowsCode(b) },
+    [G.range, labels.range, loss.range, stats.range],
+    grid1d(b, ROW_WG),
+  );
+  G.dispose();
+  stats.dispose();
+  return loss;
+}
+
+/**
+ * Supervised contrastive loss of one batch (Definition 2, Eq. 6), a scalar `[]`: the SUM over the
+ * b anchor occurrences (rows of `z` [b, d], labels i32 [b]) of
+ * `−(1/P_i) Σ_{j∈pos(i)} (⟨z_i, z_j⟩ − log Σ_{k≠i} exp⟨z_i, z_k⟩)`,
+ * where rows are occurrences: the positives of row i are all other rows j ≠ i with the same label
+ * (a duplicated index is a positive of its copy), and anchors without positives contribute 0.
+ * The denominator is a masked, max-subtracted log-sum-exp over k ≠ i. No temperature: pass points on
+ * the sphere of radius ρ = 1/√τ (see `normalizeToSphere`).
+ *
+ * Memory: the Gram matrix and, in the backward, one b×b gradient (b = 4096: 64 MiB each).
+ * Backward: `S = dG + dGᵀ` in one elementwise kernel, then `dz = S·z`.
+ */
+export function supConLoss(z: Tensor, labels: Tensor): Tensor {
+  check2d("supConLoss", z, "z");
+  const [b] = z.shape;
+  checkLabels("supConLoss", labels, b, z);
+  if (b === 0 || z.shape[1] === 0) throw new ShapeError("supConLoss", `empty batch ${fmtShape(z.shape)}`);
+  const G = gram(z);
+  const loss = empty([b]);
+  const stats = empty([b, 2]);
+  gpu().dispatch(
+    { name: "supConLoss", code: supConRowsCode(b) },
+    [G.range, labels.range, loss.range, stats.range],
+    grid1d(b, ROW_WG),
+  );
+  const out = sumScalar(loss, 1);
+  loss.dispose();
+  if (
+    !record("supConLoss", [z, labels], out, (g) => {
+      const S = empty([b, b]);
+      gpu().dispatch(
+        { name: "supConLoss.backward", code: supConBackwardCode(b) },
+        [G.range, labels.range, stats.range, g.range, S.range],
+        grid1d(b * b),
+      );
+      G.dispose();
+      stats.dispose();
+      const dz = noGrad(() => matmul(S, z));
+      S.dispose();
+      return [dz, null];
+    }).node
+  ) {
+    G.dispose();
+    stats.dispose();
+  }
+  return out;
+}
