@@ -1,0 +1,540 @@
+/**
+ * Figure 1 of "Dissecting Supervised Contrastive Learning": the three-class toy problem in 2D
+ * (100 points per class), optimised directly over the points on the GPU.
+ *
+ * - Top row (SC): points drawn uniformly on the circle, minimising the supervised contrastive loss
+ *   of the full batch of all N = 300 points, projected back to the circle after every step. The
+ *   paper's values fit ρ_Z² = 5 (τ = 0.2) with the loss reported as a mean per anchor
+ *   (`supConLoss(z)/N`): at the simplex log(99 + 200·e^{−7.5}) = 4.596 (see FORMULAS.md).
+ * - Bottom row (CE): points drawn uniformly in the unit disc, minimising L_CE(Z, W) + λ‖W‖²_F over
+ *   Z (projected to the disc) and W. By default λ is chosen so that the Corollary 2 bound (ρ_Z = 1,
+ *   K = 3) equals the paper's final value 0.265.
+ *
+ * ```
+ * deno task fig1 [--out DIR] [--seed S] [--json] [--lambda L] [--sc-steps N] [--ce-steps N]
+ * ```
+ *
+ * Writes fig1_sc.csv / fig1_ce.csv (loss curves), fig1_snapshots.csv (the plotted points and
+ * weights), fig1.svg/.png (2 × 6 panels as in the paper), config.json and summary.json.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { initDevice } from "../engine/gpu.ts";
+import { TensorScope } from "../engine/scope.ts";
+import { tensor } from "../engine/tensor.ts";
+import "../engine/autograd.ts";
+import { supConLoss } from "../engine/ops/loss.ts";
+import { SGD } from "../engine/optim/sgd.ts";
+import { projectToSphere } from "../engine/optim/projection.ts";
+import { parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
+export type { VegaLiteSpec } from "./lib/plot.ts";
+import { writeCsv } from "./lib/csv.ts";
+import { grid, saveFigure, type VegaLiteSpec } from "./lib/plot.ts";
+import { Progress } from "./lib/progress.ts";
+import { printJsonLine, writeSummary } from "./lib/summary.ts";
+import { ceBoundCorollary2, scAnchorValueAtSimplex } from "../theory/mod.ts";
+import {
+  balancedLabels,
+  type CeToyRecord,
+  mulberry32,
+  sampleBall,
+  type ToyGeometry,
+  toyGeometry,
+  trainCeToy,
+} from "./toy/ce_toy.ts";
+
+/** The loss values printed above the panels of the paper's Fig. 1. */
+export const PAPER_FIG1 = {
+  sc: [9.029, 8.8, 7.513, 4.608, 4.598, 4.596],
+  ce: [1.322, 1.015, 0.867, 0.71, 0.499, 0.265],
+} as const;
+
+/** Command-line options of fig1 (besides --out, --seed, --json, --quiet). */
+export const FIG1_OPTIONS = {
+  nPerClass: { type: "integer", default: 100, min: 2, description: "points per class (3 classes)" },
+  rho2: { type: "number", default: 5, min: 1e-6, description: "ρ_Z² = 1/τ of the SC circle" },
+  scSteps: { type: "integer", default: 400, min: 1, description: "SC gradient steps" },
+  scLr: { type: "number", default: 0.05, min: 0, description: "SC learning rate (on the summed loss)" },
+  scSnapshots: {
+    type: "integer[]",
+    default: [0, 5, 7, 32, 50],
+    min: 0,
+    description: "SC snapshot steps (the final step is added)",
+  },
+  ceSteps: { type: "integer", default: 600, min: 1, description: "CE gradient steps" },
+  ceLrZ: { type: "number", default: 0.05, min: 0, description: "CE learning rate per point (Z's lr is ·N)" },
+  ceLrW: { type: "number", default: 0.05, min: 0, description: "CE learning rate of W" },
+  ceSnapshots: {
+    type: "integer[]",
+    default: [0, 3, 4, 5, 7],
+    min: 0,
+    description: "CE snapshot steps (the final step is added)",
+  },
+  lambda: {
+    type: "number",
+    default: 0,
+    min: 0,
+    description: "CE penalty λ (0: the λ whose Corollary 2 bound equals --ce-target)",
+  },
+  ceTarget: { type: "number", default: 0.265, min: 1e-6, description: "target final CE value for λ = 0" },
+  momentum: { type: "number", default: 0.9, min: 0, max: 0.999, description: "momentum of both runs" },
+  finalFraction: {
+    type: "number",
+    default: 0.2,
+    min: 0,
+    max: 1,
+    description: "fraction of steps at the end with lr × final-lr-scale",
+  },
+  finalLrScale: { type: "number", default: 0.1, min: 0, description: "lr factor of the final phase" },
+  logEvery: { type: "integer", default: 10, min: 1, description: "steps between loss readbacks" },
+} as const;
+
+/** Parsed configuration of fig1 (see {@link FIG1_OPTIONS}). */
+export interface Fig1Config {
+  /** Points per class (3 classes). */
+  nPerClass: number;
+  /** ρ_Z² = 1/τ of the SC circle. */
+  rho2: number;
+  /** SC gradient steps. */
+  scSteps: number;
+  /** SC learning rate (on the summed loss). */
+  scLr: number;
+  /** SC snapshot steps (the final step is added). */
+  scSnapshots: number[];
+  /** CE gradient steps. */
+  ceSteps: number;
+  /** CE learning rate per point (Z's lr is ·N). */
+  ceLrZ: number;
+  /** CE learning rate of W. */
+  ceLrW: number;
+  /** CE snapshot steps (the final step is added). */
+  ceSnapshots: number[];
+  /** CE penalty λ (0: the λ whose Corollary 2 bound equals `ceTarget`). */
+  lambda: number;
+  /** Target final CE value used when `lambda` is 0. */
+  ceTarget: number;
+  /** Momentum of both runs. */
+  momentum: number;
+  /** Fraction of steps at the end with lr × `finalLrScale`. */
+  finalFraction: number;
+  /** Learning-rate factor of the final phase. */
+  finalLrScale: number;
+  /** Steps between loss readbacks. */
+  logEvery: number;
+  /** Output folder. */
+  out: string;
+  /** Random seed. */
+  seed: number;
+  /** Print the summary as one JSON line. */
+  json: boolean;
+  /** No progress output. */
+  quiet: boolean;
+}
+
+/** A plotted state: the step, its loss, the points (and CE weights). */
+export interface Fig1Snapshot {
+  /** Steps done. */
+  step: number;
+  /** Loss shown above the panel (SC: mean per anchor; CE: L_CE + λ‖W‖²). */
+  loss: number;
+  /** Points, flat [N·2]. */
+  Z: Float32Array;
+  /** CE weights, flat [3·2]. */
+  W?: Float32Array;
+}
+
+/** Summary of a fig1 run (also summary.json; snapshots' points are in fig1_snapshots.csv). */
+export interface Fig1Summary {
+  /** Experiment name. */
+  experiment: "fig1";
+  /** The paper's panel values (Fig. 1). */
+  paper: { sc: readonly number[]; ce: readonly number[] };
+  /** The SC row. */
+  sc: {
+    rho2: number;
+    steps: number;
+    snapshots: { step: number; loss: number }[];
+    final: number;
+    /** Theorem 2 value for the full batch of all points, per anchor: log(n−1 + (N−n)e^{−Kρ²/(K−1)}). */
+    simplexValue: number;
+    gap: number;
+    geometry: ToyGeometry;
+  };
+  /** The CE row. */
+  ce: {
+    lambda: number;
+    lambdaChoice: string;
+    steps: number;
+    snapshots: { step: number; objective: number; ce: number }[];
+    final: { objective: number; ce: number; ceF64: number; penalty: number };
+    corollary2: { bound: number; rW: number; relGap: number; meanWNorm: number; relGapWNorm: number };
+    geometry: ToyGeometry;
+  };
+  /** Wall times, seconds. */
+  seconds: { sc: number; ce: number; total: number };
+  /** Files written. */
+  files: string[];
+}
+
+/** The λ whose Corollary 2 bound (K classes, ρ_Z) equals `target` (bisection in log λ). */
+export function lambdaForBound(K: number, rhoZ: number, target: number): number {
+  let lo = 1e-9, hi = 1e3; // bound increases with λ
+  if (!(ceBoundCorollary2(K, rhoZ, lo).bound < target && ceBoundCorollary2(K, rhoZ, hi).bound > target)) {
+    throw new RangeError(
+      `lambdaForBound: target ${target} outside the bound's range for K=${K}, ρ_Z=${rhoZ}`,
+    );
+  }
+  for (let i = 0; i < 200; i++) {
+    const mid = Math.sqrt(lo * hi);
+    if (ceBoundCorollary2(K, rhoZ, mid).bound < target) lo = mid;
+    else hi = mid;
+  }
+  return Math.sqrt(lo * hi);
+}
+
+function snapshotSteps(list: readonly number[], steps: number): number[] {
+  return [...new Set([...list.filter((s) => s < steps), steps])].sort((a, b) => a - b);
+}
+
+function gridSteps(every: number, steps: number): number[] {
+  return Array.from({ length: Math.floor(steps / every) + 1 }, (_, i) => i * every);
+}
+
+/**
+ * Minimises the SC loss of the full batch of all points on the circle of radius √rho2 (Z projected
+ * back after each step). Returns the loss curve (mean per anchor) and snapshots.
+ */
+async function trainSc(cfg: Fig1Config, bar: Progress): Promise<{
+  records: { step: number; loss: number }[];
+  snapshots: Fig1Snapshot[];
+  Z: Float32Array;
+  labels: Int32Array;
+  seconds: number;
+}> {
+  const t0 = performance.now();
+  const K = 3, h = 2, N = K * cfg.nPerClass, rho = Math.sqrt(cfg.rho2), steps = cfg.scSteps;
+  const rand = mulberry32(cfg.seed * 7919 + 1);
+  const labelsHost = balancedLabels(K, cfg.nPerClass);
+  const Z = tensor(sampleBall(N, h, rho, rand, true), [N, h], { requiresGrad: true, name: "Z" });
+  const labels = tensor(labelsHost, [N], { dtype: "i32" });
+  const opt = new SGD([Z], { lr: cfg.scLr, momentum: cfg.momentum, weightDecay: 0 });
+  const snaps = new Set(snapshotSteps(cfg.scSnapshots, steps));
+  const logs = new Set([...gridSteps(cfg.logEvery, steps), ...snaps]);
+  const finalStart = Math.round(steps * (1 - cfg.finalFraction));
+  const records: { step: number; loss: number }[] = [];
+  const snapshots: Fig1Snapshot[] = [];
+  let shown = 0;
+  try {
+    for (let step = 0; step <= steps; step++) {
+      const scope = new TensorScope();
+      try {
+        const loss = supConLoss(Z, labels);
+        if (logs.has(step)) {
+          const value = (await loss.item()) / N;
+          records.push({ step, loss: value });
+          if (snaps.has(step)) snapshots.push({ step, loss: value, Z: Float32Array.from(await Z.toArray()) });
+          bar.tick(step - shown, `SC ${value.toFixed(4)}`);
+          shown = step;
+        }
+        if (step === steps) break;
+        loss.backward();
+        opt.step(cfg.scLr * (step >= finalStart ? cfg.finalLrScale : 1));
+        opt.zeroGrad();
+        projectToSphere(Z, rho);
+      } finally {
+        scope.dispose();
+      }
+    }
+    return {
+      records,
+      snapshots,
+      Z: Float32Array.from(await Z.toArray()),
+      labels: labelsHost,
+      seconds: (performance.now() - t0) / 1000,
+    };
+  } finally {
+    Z.dispose();
+    labels.dispose();
+    opt.dispose();
+  }
+}
+
+/** Runs both rows of Fig. 1 and writes CSVs, the figure and summary.json into `cfg.out`. */
+export async function run(cfg: Fig1Config): Promise<Fig1Summary> {
+  const t0 = performance.now();
+  await initDevice();
+  const dir = await runDir(cfg.out);
+  await saveConfig(dir, cfg);
+  const K = 3, h = 2, n = cfg.nPerClass, N = K * n;
+  const bar = new Progress(cfg.scSteps + cfg.ceSteps, { label: "fig1", quiet: cfg.quiet, unit: "step" });
+
+  // --- SC row.
+  const sc = await trainSc(cfg, bar);
+  const simplexValue = scAnchorValueAtSimplex(n, N, K, cfg.rho2);
+  const scFinal = sc.records[sc.records.length - 1].loss;
+
+  // --- CE row.
+  const lambda = cfg.lambda > 0 ? cfg.lambda : lambdaForBound(K, 1, cfg.ceTarget);
+  const lambdaChoice = cfg.lambda > 0
+    ? `given on the command line (--lambda ${cfg.lambda})`
+    : `the λ whose Corollary 2 bound log(1 + 2e^{−1.5 r_W}) + 3λ r_W² (K = 3, ρ_Z = 1) equals the paper's ` +
+      `final value ${cfg.ceTarget}: the optimum of L_CE + λ‖W‖² is then ${cfg.ceTarget}`;
+  const ceSnapSet = new Set(snapshotSteps(cfg.ceSnapshots, cfg.ceSteps));
+  let shownCe = 0;
+  const ce = await trainCeToy({
+    K,
+    h,
+    nPerClass: n,
+    lambda,
+    rhoZ: 1,
+    steps: cfg.ceSteps,
+    lrZ: cfg.ceLrZ,
+    lrW: cfg.ceLrW,
+    momentum: cfg.momentum,
+    finalFraction: cfg.finalFraction,
+    finalLrScale: cfg.finalLrScale,
+    seed: cfg.seed * 7919 + 2,
+    logSteps: [...new Set([...gridSteps(cfg.logEvery, cfg.ceSteps), ...ceSnapSet])],
+    keepSnapshots: true,
+    onLog: (r) => {
+      bar.tick(r.step - shownCe, `CE ${r.objective.toFixed(4)}`);
+      shownCe = r.step;
+    },
+  });
+  bar.done();
+  const ceSnaps: Fig1Snapshot[] = ce.records.filter((r) => ceSnapSet.has(r.step)).map((r) => ({
+    step: r.step,
+    loss: r.objective,
+    Z: r.Z!,
+    W: r.W!,
+  }));
+  const ceLast: CeToyRecord = ce.records[ce.records.length - 1];
+  const wNorms = ce.geometry.weightNorms ?? [];
+  const meanWNorm = wNorms.reduce((a, b) => a + b, 0) / wNorms.length;
+
+  // --- Files.
+  const files = [join(dir, "fig1_sc.csv"), join(dir, "fig1_ce.csv"), join(dir, "fig1_snapshots.csv")];
+  await writeCsv(files[0], sc.records.map((r) => ({ ...r, simplexValue })));
+  await writeCsv(
+    files[1],
+    ce.records.map((r) => ({
+      step: r.step,
+      ce: r.ce,
+      ceF64: r.ceF64,
+      penalty: r.penalty,
+      objective: r.objective,
+      meanWNorm: r.meanWNorm,
+      bound: ce.bound,
+    })),
+  );
+  const snapRows: Record<string, unknown>[] = [];
+  const addRows = (method: string, snaps: Fig1Snapshot[], labels: Int32Array) => {
+    snaps.forEach((s, panel) => {
+      for (let i = 0; i < labels.length; i++) {
+        snapRows.push({
+          method,
+          panel,
+          step: s.step,
+          loss: s.loss,
+          kind: "point",
+          class: labels[i],
+          x: s.Z[2 * i],
+          y: s.Z[2 * i + 1],
+        });
+      }
+      if (s.W) {
+        for (let k = 0; k < K; k++) {
+          snapRows.push({
+            method,
+            panel,
+            step: s.step,
+            loss: s.loss,
+            kind: "weight",
+            class: k,
+            x: s.W[2 * k],
+            y: s.W[2 * k + 1],
+          });
+        }
+      }
+    });
+  };
+  addRows("SC", sc.snapshots, sc.labels);
+  addRows("CE", ceSnaps, ce.labels);
+  await writeCsv(files[2], snapRows);
+  const fig = await saveFigure(
+    dir,
+    "fig1",
+    fig1Spec(sc.snapshots, sc.labels, ceSnaps, ce.labels, cfg, lambda),
+  );
+  files.push(fig.svg, fig.png!);
+
+  const summary: Fig1Summary = {
+    experiment: "fig1",
+    paper: PAPER_FIG1,
+    sc: {
+      rho2: cfg.rho2,
+      steps: cfg.scSteps,
+      snapshots: sc.snapshots.map((s) => ({ step: s.step, loss: s.loss })),
+      final: scFinal,
+      simplexValue,
+      gap: scFinal - simplexValue,
+      geometry: toyGeometry(sc.Z, sc.labels, K, h),
+    },
+    ce: {
+      lambda,
+      lambdaChoice,
+      steps: cfg.ceSteps,
+      snapshots: ce.records.filter((r) => ceSnapSet.has(r.step)).map((r) => ({
+        step: r.step,
+        objective: r.objective,
+        ce: r.ce,
+      })),
+      final: { objective: ceLast.objective, ce: ceLast.ce, ceF64: ceLast.ceF64, penalty: ceLast.penalty },
+      corollary2: {
+        bound: ce.bound,
+        rW: ce.rW,
+        relGap: (ceLast.objective - ce.bound) / ce.bound,
+        meanWNorm,
+        relGapWNorm: (meanWNorm - ce.rW) / ce.rW,
+      },
+      geometry: ce.geometry,
+    },
+    seconds: { sc: sc.seconds, ce: ce.seconds, total: (performance.now() - t0) / 1000 },
+    files: [...files, join(dir, "summary.json"), join(dir, "config.json")],
+  };
+  await writeSummary(dir, summary);
+  if (!cfg.quiet) {
+    const f = (v: number) => v.toFixed(3);
+    console.error(`SC ours : ${summary.sc.snapshots.map((s) => f(s.loss)).join(" → ")}`);
+    console.error(`SC paper: ${PAPER_FIG1.sc.map(f).join(" → ")}   (simplex ${simplexValue.toFixed(6)})`);
+    console.error(`CE ours : ${summary.ce.snapshots.map((s) => f(s.objective)).join(" → ")}`);
+    console.error(
+      `CE paper: ${PAPER_FIG1.ce.map(f).join(" → ")}   (λ = ${lambda.toPrecision(6)}, bound ${
+        ce.bound.toFixed(6)
+      })`,
+    );
+    console.error(`fig1 done in ${summary.seconds.total.toFixed(1)} s → ${dir}`);
+  }
+  return summary;
+}
+
+const CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
+
+/** One panel: the points of a snapshot coloured by class, the circle, and (CE) the weights as grey discs with rays. */
+function panelSpec(
+  title: string,
+  Z: Float32Array,
+  labels: Int32Array,
+  radius: number,
+  extent: number,
+  W?: Float32Array,
+): VegaLiteSpec {
+  const scale = { domain: [-extent, extent], nice: false, zero: false };
+  const x = { field: "x", type: "quantitative", scale, axis: null };
+  const y = { field: "y", type: "quantitative", scale, axis: null };
+  const circle = Array.from({ length: 181 }, (_, i) => ({
+    i,
+    x: radius * Math.cos((2 * Math.PI * i) / 180),
+    y: radius * Math.sin((2 * Math.PI * i) / 180),
+  }));
+  const layers: VegaLiteSpec[] = [
+    {
+      data: { values: circle },
+      mark: { type: "line", color: "#999", strokeWidth: 1, clip: true },
+      encoding: { x, y, order: { field: "i", type: "quantitative" } },
+    },
+  ];
+  if (W) {
+    const rays = [], discs = [];
+    for (let k = 0; k < W.length / 2; k++) {
+      const wx = W[2 * k], wy = W[2 * k + 1];
+      const t = extent / Math.max(Math.abs(wx), Math.abs(wy), 1e-30); // the ray ends on the panel's edge
+      rays.push({ x: 0, y: 0, x2: t * wx, y2: t * wy });
+      discs.push({ x: wx, y: wy, class: k });
+    }
+    layers.push(
+      {
+        data: { values: rays },
+        mark: { type: "rule", color: "#777", strokeWidth: 1, clip: true },
+        encoding: { x, y, x2: { field: "x2" }, y2: { field: "y2" } },
+      },
+      {
+        data: { values: discs },
+        mark: {
+          type: "circle",
+          color: "#999",
+          size: 140,
+          opacity: 0.9,
+          stroke: "#555",
+          strokeWidth: 1,
+          clip: true,
+        },
+        encoding: { x, y },
+      },
+    );
+  }
+  const pts = Array.from(labels, (c, i) => ({ x: Z[2 * i], y: Z[2 * i + 1], class: c }));
+  layers.push({
+    data: { values: pts },
+    mark: { type: "circle", size: 14, opacity: 0.75, clip: true },
+    encoding: {
+      x,
+      y,
+      color: {
+        field: "class",
+        type: "nominal",
+        scale: { domain: [0, 1, 2], range: CLASS_COLORS.slice(0, 3) },
+        legend: null,
+      },
+    },
+  });
+  return {
+    title: { text: title, fontSize: 12 },
+    width: 140,
+    height: 140,
+    layer: layers,
+    view: { stroke: null },
+  };
+}
+
+/** The paper's Fig. 1 layout: top row SC, bottom row CE, left → right progress, losses in the titles. */
+export function fig1Spec(
+  scSnaps: readonly Fig1Snapshot[],
+  scLabels: Int32Array,
+  ceSnaps: readonly Fig1Snapshot[],
+  ceLabels: Int32Array,
+  cfg: Pick<Fig1Config, "rho2" | "nPerClass">,
+  lambda: number,
+): VegaLiteSpec {
+  const rho = Math.sqrt(cfg.rho2);
+  let ceExtent = 1.1;
+  for (const s of ceSnaps) {
+    for (let i = 0; i < (s.W?.length ?? 0); i++) ceExtent = Math.max(ceExtent, Math.abs(s.W![i]) * 1.2);
+  }
+  ceExtent = Math.min(ceExtent, 4);
+  const panels = [
+    ...scSnaps.map((s) => panelSpec(`SC = ${s.loss.toFixed(3)}`, s.Z, scLabels, rho, rho * 1.1)),
+    ...ceSnaps.map((s) => panelSpec(`CE = ${s.loss.toFixed(3)}`, s.Z, ceLabels, 1, ceExtent, s.W)),
+  ];
+  const spec = grid(panels, Math.max(scSnaps.length, ceSnaps.length), { spacing: 12 });
+  spec.title = {
+    text: [
+      `Fig. 1: 3 classes × ${cfg.nPerClass} points in 2D, optimisation progress left → right`,
+      `top: SC on the circle (ρ² = ${cfg.rho2}), bottom: CE + λ‖W‖² in the unit disc (λ = ${
+        lambda.toPrecision(3)
+      }), grey discs: weights`,
+    ],
+    fontSize: 13,
+  };
+  return { ...spec, config: { view: { stroke: null } } };
+}
+
+if (import.meta.main) {
+  const cfg = parseExperimentArgs(Deno.args, FIG1_OPTIONS, {
+    name: "fig1",
+    description: "Figure 1: SC and CE toy problems (3 classes × 100 points in 2D) converging to the simplex.",
+  });
+  const summary = await run(cfg);
+  if (cfg.json) printJsonLine(summary);
+}
