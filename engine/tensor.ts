@@ -18,12 +18,16 @@ export type TypedArrayFor<D extends DType> = D extends "f32" ? Float32Array
 
 /** A buffer range shared by a tensor and its views. */
 export class Storage {
+  /** Number of tensors referencing this storage. */
   refs = 1;
+  /** `range` is the buffer range; `pooled` storage returns its buffer to the pool on the last release. */
   constructor(readonly range: BufferRange, readonly pooled: boolean) {}
+  /** Adds a reference (a new view). */
   retain(): this {
     this.refs++;
     return this;
   }
+  /** Drops a reference; the buffer goes back to the pool with the last one. */
   release(): void {
     if (--this.refs === 0 && this.pooled) gpu().pool.release(this.range.buffer);
   }
@@ -48,6 +52,7 @@ export function fmtShape(shape: readonly number[]): string {
 
 /** Thrown for wrong shapes, dtypes or disposed inputs, naming the op and the shapes. */
 export class ShapeError extends Error {
+  /** `op` names the operation that rejected its inputs. */
   constructor(op: string, message: string) {
     super(`${op}: ${message}`);
     this.name = "ShapeError";
@@ -58,7 +63,9 @@ export class ShapeError extends Error {
 export class Tensor {
   /** Unique id (stable ordering and debugging). */
   readonly id: number = nextTensorId++;
+  /** Dimensions, outermost first (NCHW for images, OIHW for conv weights). */
   readonly shape: readonly number[];
+  /** Element type. */
   readonly dtype: DType;
   /** Number of elements. */
   readonly size: number;
