@@ -1,0 +1,564 @@
+/**
+ * Figure 6 of "Dissecting Supervised Contrastive Learning": the numerical check of Theorem 2.
+ *
+ * K = 3 classes with 4 points each on the unit circle S¹ (N = 12, h = 2, ρ = 1, i.e. τ = 1), batch
+ * size b = 9. All |𝔅| = C(20, 9) = 167,960 multisets are enumerated and uploaded once as packed count
+ * vectors; the exact MEAN SC loss over all of them, L_SC(Z; Y)/|𝔅|, and its gradient are computed on
+ * the GPU every step (full batch), and Z is minimised by projected heavy-ball gradient descent
+ * (Riemannian step + normalisation to the circle) from the projection of standard Gaussian samples.
+ * The paper reports 12.12016 (empirical) vs 12.12015 (Theorem 2); we require the minimum within
+ * `--tolerance` (1e-5) relative of the bound, evaluated in float64 on the final points. The right
+ * panel is the histogram of all batch losses at the end, coloured by the label configuration of the
+ * batch (class multiplicities, sorted).
+ *
+ * `--stochastic` runs the paper's variant instead: one batch per step, drawn uniformly from 𝔅, for
+ * `--steps` steps with lr·(1 − s/T)^p, all steps inside GPU dispatches; the final mean over all of 𝔅
+ * is then evaluated the same way.
+ *
+ * ```
+ * deno task fig6 [--out DIR] [--seed S] [--json] [--steps N] [--lr X] [--momentum X] [--stochastic]
+ * ```
+ *
+ * Writes fig6_curve.csv (mean loss per step), fig6_points.csv (final Z), fig6_batches.csv (every batch:
+ * class counts, pattern, loss), fig6_patterns.csv (per label configuration), fig6.svg/.png,
+ * config.json and summary.json.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { gpu, initDevice } from "../engine/gpu.ts";
+import { tensor } from "../engine/tensor.ts";
+import {
+  MultisetTable,
+  scLossAllMultisets,
+  scMultisetBatchLosses,
+  ScMultisetTrainer,
+  scSphereDescent,
+} from "../engine/ops/sc_multiset.ts";
+import { type ExperimentConfig, parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
+import { writeCsv } from "./lib/csv.ts";
+import { hconcat, saveFigure, scatterChart, type VegaLiteSpec } from "./lib/plot.ts";
+import { Progress } from "./lib/progress.ts";
+import { printJsonLine, writeSummary } from "./lib/summary.ts";
+import { Rng } from "../data/sampler.ts";
+import { scBound, scLossAllMultisetsF64, scLossAtSimplex } from "../theory/mod.ts";
+
+/** Command-line options of fig6 (besides --out, --seed, --json, --quiet). */
+export const FIG6_OPTIONS = {
+  k: { type: "integer", default: 3, min: 2, max: 16, description: "number of classes K" },
+  nPerClass: { type: "integer", default: 4, min: 1, description: "points per class (N = K·n)" },
+  b: { type: "integer", default: 9, min: 2, max: 15, description: "batch size b" },
+  h: { type: "integer", default: 2, min: 1, description: "dimension of the points (S^{h−1})" },
+  rho: { type: "number", default: 1, min: 1e-3, description: "radius ρ of the sphere (ρ² = 1/τ)" },
+  steps: {
+    type: "integer",
+    default: 0,
+    min: 0,
+    description: "optimisation steps (0: 400 full-batch, 100000 with --stochastic)",
+  },
+  lr: {
+    type: "number",
+    default: 0,
+    min: 0,
+    description: "learning rate (0: 0.5 full-batch, 0.02 stochastic)",
+  },
+  lrPower: {
+    type: "number",
+    default: -1,
+    min: -1,
+    description: "schedule lr·(1 − s/T)^p (−1: p = 0 full-batch, 5 stochastic)",
+  },
+  momentum: { type: "number", default: 0.9, min: 0, max: 0.999, description: "heavy-ball momentum" },
+  stochastic: {
+    type: "boolean",
+    default: false,
+    description: "one batch per step drawn uniformly from 𝔅 (the paper's SGD) instead of full batch",
+  },
+  logEvery: { type: "integer", default: 100, min: 1, description: "steps between progress readbacks" },
+  tolerance: { type: "number", default: 1e-5, min: 0, description: "required relative gap to the bound" },
+  bins: { type: "integer", default: 80, min: 5, description: "histogram bins" },
+} as const;
+
+/** Parsed configuration of fig6 (the options plus --out, --seed, --json, --quiet). */
+export type Fig6Config = ExperimentConfig<typeof FIG6_OPTIONS>;
+
+/** One label configuration (sorted class multiplicities) of the histogram. */
+export interface Fig6Pattern {
+  /** e.g. "(4, 3, 2)". */
+  pattern: string;
+  /** Number of batches in 𝔅 with this configuration. */
+  batches: number;
+  /** Mean, smallest and largest batch loss of the configuration at the final points. */
+  meanLoss: number;
+  /** Smallest batch loss. */
+  minLoss: number;
+  /** Largest batch loss. */
+  maxLoss: number;
+  /** The batch loss at the regular simplex (the same for every batch of the configuration). */
+  simplexLoss: number;
+}
+
+/** Summary of a fig6 run (also summary.json). */
+export interface Fig6Summary {
+  /** Experiment name. */
+  experiment: "fig6";
+  /** The paper's numbers (Fig. 6, left). */
+  paper: { empirical: number; theory: number; batches: number; setting: string };
+  /** The setting of this run. */
+  setting: {
+    K: number;
+    N: number;
+    b: number;
+    h: number;
+    rho: number;
+    batches: number;
+    steps: number;
+    mode: "full-batch" | "stochastic";
+    optimiser: string;
+  };
+  /** Theorem 2 bound on the mean over 𝔅. */
+  theory: number;
+  /** Mean loss over 𝔅 at the final points, evaluated in float64 on the CPU. */
+  empirical: number;
+  /** The same mean from the GPU's float32 batch losses (summed in float64). */
+  empiricalGpu: number;
+  /** (empirical − theory)/theory. */
+  relGap: number;
+  /** Required |relGap|. */
+  tolerance: number;
+  /** |relGap| ≤ tolerance (and not below the bound). */
+  pass: boolean;
+  /** Largest angle (degrees) between a point and its class mean at the end. */
+  maxWithinClassAngleDeg: number;
+  /** Angles (degrees) between the class means at the end (K = 3: 120° at the simplex). */
+  classMeanAnglesDeg: number[];
+  /** Batch losses per label configuration. */
+  patterns: Fig6Pattern[];
+  /** Wall time of the run. */
+  seconds: number;
+  /** Files written. */
+  files: string[];
+}
+
+/** Balanced labels 0..K−1, n each, in blocks. */
+export function balancedLabels(K: number, n: number): number[] {
+  return Array.from({ length: K * n }, (_, i) => Math.floor(i / n));
+}
+
+/** Sorted class multiplicities of a batch, as text "(4, 3, 2)" (K entries, zeros included). */
+export function patternOf(classCounts: ArrayLike<number>): string {
+  return `(${Array.from(classCounts).sort((a, b) => b - a).join(", ")})`;
+}
+
+function angleDeg(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let dot = 0, na = 0, nb = 0, d2 = 0;
+  for (let i = 0; i < a.length; i++) {
+    dot += a[i] * b[i];
+    na += a[i] * a[i];
+    nb += b[i] * b[i];
+  }
+  na = Math.sqrt(na);
+  nb = Math.sqrt(nb);
+  let s2 = 0;
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i] / na, y = b[i] / nb;
+    d2 += (x - y) ** 2;
+    s2 += (x + y) ** 2;
+  }
+  void dot;
+  return (2 * Math.atan2(Math.sqrt(d2), Math.sqrt(s2)) * 180) / Math.PI;
+}
+
+/** Runs the simulation and writes the CSVs, the figure and summary.json into `cfg.out`. */
+export async function run(cfg: Fig6Config): Promise<Fig6Summary> {
+  const t0 = performance.now();
+  await initDevice();
+  const g = gpu();
+  const dir = await runDir(cfg.out);
+  await saveConfig(dir, cfg);
+  const K = cfg.k, n = cfg.nPerClass, N = K * n, b = cfg.b, h = cfg.h, rho = cfg.rho;
+  const stochastic = cfg.stochastic;
+  const steps = cfg.steps > 0 ? cfg.steps : stochastic ? 100_000 : 400;
+  const lr = cfg.lr > 0 ? cfg.lr : stochastic ? 0.02 : 0.5;
+  const power = cfg.lrPower >= 0 ? cfg.lrPower : stochastic ? 5 : 0;
+  const labelsHost = balancedLabels(K, n);
+  const bound = scBound({ N, K, b, rho2: rho * rho }).mean;
+
+  // Start: projection of standard Gaussian samples onto the sphere of radius ρ.
+  const rng = new Rng(cfg.seed);
+  const z0 = new Float32Array(N * h);
+  for (let i = 0; i < N; i++) {
+    let s = 0;
+    for (let d = 0; d < h; d++) s += (z0[i * h + d] = rng.normal()) ** 2;
+    const sc = rho / Math.sqrt(s);
+    for (let d = 0; d < h; d++) z0[i * h + d] *= sc;
+  }
+  const table = MultisetTable.all(N, b);
+  const labels = tensor(labelsHost, [N], { dtype: "i32" });
+  let z = tensor(z0, [N, h]);
+  const curve: { step: number; loss: number; bound: number; gap: number }[] = [];
+  const bar = new Progress(steps, {
+    label: `fig6${stochastic ? " (stochastic)" : ""}`,
+    quiet: cfg.quiet,
+    unit: "step",
+  });
+  if (!stochastic) {
+    const trainer = new ScMultisetTrainer(z, labels, table, {
+      lr: Float32Array.from({ length: steps }, (_, s) => lr * Math.pow(1 - s / steps, power)),
+      steps,
+      momentum: cfg.momentum,
+      radius: rho,
+    });
+    for (let s = 0; s < steps; s++) {
+      trainer.step();
+      g.flush();
+      if ((s + 1) % cfg.logEvery === 0 || s + 1 === steps) {
+        const last = await trainer.lastLoss();
+        bar.update(s + 1, `mean loss ${last.toFixed(6)} (bound ${bound.toFixed(6)})`);
+      }
+    }
+    const log = await trainer.lossLog();
+    log.forEach((loss, step) => curve.push({ step, loss, bound, gap: loss - bound }));
+    trainer.dispose();
+  } else {
+    const samples = new Uint32Array(steps);
+    for (let s = 0; s < steps; s++) samples[s] = rng.randInt(table.count);
+    const z3 = tensor(z0, [1, N, h]);
+    const y3 = tensor(labelsHost, [1, N], { dtype: "i32" });
+    const per = Math.max(1, Math.min(cfg.logEvery * 20, 5000));
+    const res = await scSphereDescent(z3, y3, table, {
+      steps,
+      lr,
+      power,
+      momentum: cfg.momentum,
+      radius: rho,
+      samples,
+      stepsPerDispatch: per,
+      onProgress: async (done, zNow) => {
+        // The exact mean over 𝔅 at the current points, for the curve (one pass over 𝔅).
+        const zr = zNow.detach();
+        const view = tensor(await zr.toArray(), [N, h]);
+        zr.dispose();
+        const { loss } = scLossAllMultisets(view, labels, table);
+        const mean = await loss.item();
+        loss.dispose();
+        view.dispose();
+        curve.push({ step: done, loss: mean, bound, gap: mean - bound });
+        bar.update(done, `mean loss ${mean.toFixed(6)} (bound ${bound.toFixed(6)})`);
+      },
+    });
+    z3.dispose();
+    y3.dispose();
+    z.dispose();
+    z = tensor(await res.z.toArray(), [N, h]);
+    res.z.dispose();
+    res.lastLoss.dispose();
+  }
+  bar.done();
+
+  // Final evaluation: every batch loss on the GPU, and the exact mean in float64 on the CPU.
+  // The constraint set is the sphere: renormalise the float32 points to radius ρ in float64 (float32
+  // rounding leaves |‖z‖ − ρ| ~ 1e-7, which alone moves the loss by ~1e-8 either way).
+  const zFinal = Float64Array.from(await z.toArray());
+  for (let i = 0; i < N; i++) {
+    let s = 0;
+    for (let d = 0; d < h; d++) s += zFinal[i * h + d] ** 2;
+    const sc = rho / Math.sqrt(s);
+    for (let d = 0; d < h; d++) zFinal[i * h + d] *= sc;
+  }
+  const lossesT = scMultisetBatchLosses(z, labels, table);
+  const losses = await lossesT.toArray();
+  lossesT.dispose();
+  let sumGpu = 0;
+  for (const v of losses) sumGpu += v;
+  const empiricalGpu = sumGpu / losses.length;
+  const empirical = scLossAllMultisetsF64({ data: zFinal, dim: h }, labelsHost, b).mean;
+  const relGap = (empirical - bound) / bound;
+
+  // Geometry at the end.
+  const means: number[][] = [];
+  for (let y = 0; y < K; y++) {
+    const m = new Array<number>(h).fill(0);
+    for (let i = 0; i < N; i++) {
+      if (labelsHost[i] === y) { for (let d = 0; d < h; d++) m[d] += zFinal[i * h + d]; }
+    }
+    means.push(m);
+  }
+  let maxWithin = 0;
+  for (let i = 0; i < N; i++) {
+    maxWithin = Math.max(maxWithin, angleDeg(zFinal.subarray(i * h, i * h + h), means[labelsHost[i]]));
+  }
+  const classMeanAnglesDeg: number[] = [];
+  for (let a = 0; a < K; a++) {
+    for (let c = a + 1; c < K; c++) classMeanAnglesDeg.push(angleDeg(means[a], means[c]));
+  }
+
+  // Batches grouped by label configuration.
+  const batchRows: Record<string, unknown>[] = [];
+  const groups = new Map<string, { losses: number[]; counts: number[] }>();
+  for (let t = 0; t < table.count; t++) {
+    const c = table.counts(t);
+    const cls = new Array<number>(K).fill(0);
+    for (let k = 0; k < N; k++) cls[labelsHost[k]] += c[k];
+    const pattern = patternOf(cls);
+    let grp = groups.get(pattern);
+    if (!grp) groups.set(pattern, grp = { losses: [], counts: [...cls].sort((x, y) => y - x) });
+    grp.losses.push(losses[t]);
+    batchRows.push({
+      batch: t,
+      counts: Array.from(c).join(" "),
+      ...Object.fromEntries(cls.map((v, y) => [`class${y}`, v])),
+      pattern,
+      loss: losses[t],
+    });
+  }
+  const patterns: Fig6Pattern[] = [...groups.entries()].map(([pattern, grp]) => {
+    let s = 0, lo = Infinity, hi = -Infinity;
+    for (const v of grp.losses) {
+      s += v;
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+    return {
+      pattern,
+      batches: grp.losses.length,
+      meanLoss: s / grp.losses.length,
+      minLoss: lo,
+      maxLoss: hi,
+      simplexLoss: scLossAtSimplex(grp.counts, rho * rho, K),
+    };
+  }).sort((a, b) => a.simplexLoss - b.simplexLoss);
+
+  const files = [
+    join(dir, "fig6_curve.csv"),
+    join(dir, "fig6_points.csv"),
+    join(dir, "fig6_batches.csv"),
+    join(dir, "fig6_patterns.csv"),
+  ];
+  await writeCsv(files[0], curve);
+  const pointRows = Array.from({ length: N }, (_, i) => ({
+    point: i,
+    label: labelsHost[i],
+    ...Object.fromEntries(Array.from({ length: h }, (_, d) => [`z${d}`, zFinal[i * h + d]])),
+    angleDeg: h >= 2 ? (Math.atan2(zFinal[i * h + 1], zFinal[i * h]) * 180) / Math.PI : 0,
+  }));
+  await writeCsv(files[1], pointRows);
+  await writeCsv(files[2], batchRows);
+  await writeCsv(files[3], patterns as unknown as Record<string, unknown>[]);
+  const fig = await saveFigure(
+    dir,
+    "fig6",
+    fig6Spec({
+      curve,
+      patterns,
+      groups,
+      pointRows,
+      empirical,
+      bound,
+      tolerance: cfg.tolerance,
+      cfg,
+      steps,
+      stochastic,
+    }),
+  );
+  files.push(fig.svg, fig.png!);
+
+  const summary: Fig6Summary = {
+    experiment: "fig6",
+    paper: {
+      empirical: 12.12016,
+      theory: 12.12015,
+      batches: 167960,
+      setting: "K = 3, 4 points per class on S¹ (N = 12), b = 9, ρ = 1; SGD with projection, 100k iterations",
+    },
+    setting: {
+      K,
+      N,
+      b,
+      h,
+      rho,
+      batches: table.count,
+      steps,
+      mode: stochastic ? "stochastic" : "full-batch",
+      optimiser: stochastic
+        ? `one batch per step drawn uniformly from 𝔅, lr ${lr}·(1 − s/T)^${power}, momentum ${cfg.momentum}, ` +
+          `tangent-projected gradient, normalisation to the sphere after each step`
+        : `full-batch gradient of the mean over 𝔅, lr ${lr}·(1 − s/T)^${power}, momentum ${cfg.momentum}, ` +
+          `tangent-projected gradient, normalisation to the sphere after each step`,
+    },
+    theory: bound,
+    empirical,
+    empiricalGpu,
+    relGap,
+    tolerance: cfg.tolerance,
+    pass: Math.abs(relGap) <= cfg.tolerance && relGap > -1e-12,
+    maxWithinClassAngleDeg: maxWithin,
+    classMeanAnglesDeg,
+    patterns,
+    seconds: (performance.now() - t0) / 1000,
+    files: [...files, join(dir, "summary.json"), join(dir, "config.json")],
+  };
+  await writeSummary(dir, summary);
+  z.dispose();
+  labels.dispose();
+  table.dispose();
+  if (!cfg.quiet) {
+    console.error(
+      `fig6: empirical ${empirical.toFixed(6)} (GPU ${empiricalGpu.toFixed(6)}) vs theory ${
+        bound.toFixed(6)
+      } ` +
+        `(paper 12.12016 vs 12.12015): rel gap ${relGap.toExponential(2)} → ${
+          summary.pass ? "PASS" : "FAIL"
+        } ` +
+        `in ${summary.seconds.toFixed(1)} s → ${dir}`,
+    );
+  }
+  return summary;
+}
+
+/** The paper's Fig. 6: loss vs bound (left), final points (middle), batch-loss histogram (right). */
+export function fig6Spec(o: {
+  curve: readonly { step: number; loss: number; bound: number; gap: number }[];
+  patterns: readonly Fig6Pattern[];
+  groups: Map<string, { losses: number[] }>;
+  pointRows: readonly Record<string, unknown>[];
+  empirical: number;
+  bound: number;
+  tolerance: number;
+  cfg: Pick<Fig6Config, "bins" | "k" | "nPerClass" | "b">;
+  steps: number;
+  stochastic: boolean;
+}): VegaLiteSpec {
+  // Left: mean loss − bound (log scale) over the steps.
+  const curveRows = o.curve.filter((r) => r.gap > 0).map((r) => ({ step: r.step, gap: r.gap }));
+  const left: VegaLiteSpec = {
+    title: {
+      text: "Mean SC loss over all batches − Theorem 2 bound",
+      subtitle: [
+        `empirical ${o.empirical.toFixed(5)}  vs  theory ${o.bound.toFixed(5)}`,
+        "(paper: 12.12016 vs 12.12015; curve: float32 GPU log, floor ≈ 1 ulp)",
+      ],
+    },
+    width: 300,
+    height: 240,
+    layer: [{
+      data: { values: curveRows },
+      mark: { type: "line", strokeWidth: 1.75, point: o.stochastic },
+      encoding: {
+        x: {
+          field: "step",
+          type: "quantitative",
+          title: o.stochastic ? "step (evaluated at the end)" : "step",
+        },
+        y: {
+          field: "gap",
+          type: "quantitative",
+          scale: { type: "log" },
+          title: "L_SC/|B| − bound",
+          axis: { format: "~e" },
+        },
+      },
+    }, {
+      data: { values: [{ tol: o.tolerance * o.bound, label: `tolerance ${o.tolerance} relative` }] },
+      layer: [
+        {
+          mark: { type: "rule", color: "red", strokeDash: [4, 3] },
+          encoding: { y: { field: "tol", type: "quantitative" } },
+        },
+        {
+          mark: { type: "text", color: "red", align: "right", dy: -6, x: 295, fontSize: 10 },
+          encoding: { y: { field: "tol", type: "quantitative" }, text: { field: "label" } },
+        },
+      ],
+    }],
+  };
+  // Middle: final points.
+  const middle = scatterChart({
+    title: "Final points on S¹",
+    data: o.pointRows.map((r) => ({ ...r, class: `class ${r.label}` })),
+    x: "z0",
+    y: "z1",
+    color: "class",
+    colorTitle: "class",
+    circle: true,
+    width: 240,
+    size: 80,
+    xTitle: "z₁",
+    yTitle: "z₂",
+  });
+  // Right: stacked histogram of all batch losses, coloured by label configuration.
+  let lo = Infinity, hi = -Infinity;
+  for (const grp of o.groups.values()) {
+    for (const v of grp.losses) {
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+  }
+  const pad = 0.02 * (hi - lo || 1);
+  lo -= pad;
+  hi += pad;
+  const bins = o.cfg.bins;
+  const width = (hi - lo) / bins;
+  const rows: Record<string, unknown>[] = [];
+  const order = o.patterns.map((p) => p.pattern);
+  const stacked = new Array<number>(bins).fill(0);
+  for (const p of order) {
+    const counts = new Array<number>(bins).fill(0);
+    for (const v of o.groups.get(p)!.losses) counts[Math.min(bins - 1, Math.floor((v - lo) / width))]++;
+    counts.forEach((c, i) => {
+      if (c === 0) return;
+      rows.push({
+        pattern: p,
+        x0: lo + i * width,
+        x1: lo + (i + 1) * width,
+        y0: stacked[i],
+        y1: stacked[i] + c,
+      });
+      stacked[i] += c;
+    });
+  }
+  const right: VegaLiteSpec = {
+    title: {
+      text: "Batch-wise SC loss over all batches",
+      subtitle: `${
+        o.groups.size ? [...o.groups.values()].reduce((a, g) => a + g.losses.length, 0) : 0
+      } batches, coloured by label configuration`,
+    },
+    width: 380,
+    height: 240,
+    data: { values: rows },
+    mark: { type: "rect", stroke: "white", strokeWidth: 0.3 },
+    encoding: {
+      x: {
+        field: "x0",
+        type: "quantitative",
+        title: "SC batch-wise loss level",
+        scale: { domain: [lo, hi], nice: false, zero: false },
+      },
+      x2: { field: "x1" },
+      y: { field: "y1", type: "quantitative", title: "Nr. of batches" },
+      y2: { field: "y0" },
+      color: {
+        field: "pattern",
+        type: "nominal",
+        title: "class multiplicities",
+        sort: order,
+        scale: { scheme: "tableau20" },
+      },
+    },
+  };
+  return hconcat([left, middle, right], {
+    title: `Fig. 6: SC loss on S¹, K=${o.cfg.k}, ${o.cfg.nPerClass} points/class, b=${o.cfg.b} ` +
+      `(${o.stochastic ? "stochastic" : "full-batch"}, ${o.steps} steps)`,
+  });
+}
+
+if (import.meta.main) {
+  const cfg = parseExperimentArgs(Deno.args, FIG6_OPTIONS, {
+    name: "fig6",
+    description: "Figure 6: minimise the mean SC loss over all C(20, 9) multisets of 12 points on S¹ " +
+      "and compare with the Theorem 2 bound; histogram of all batch losses by label configuration.",
+  });
+  const summary = await run(cfg);
+  if (cfg.json) printJsonLine(summary);
+}
