@@ -1,0 +1,202 @@
+/**
+ * GEMM-family benchmark: matmul 1024³, [b,512]·[512,b] for b = 256, 1024, and every distinct
+ * ResNet-18 (CIFAR) convolution on 32×32 inputs at batch 8 (forward, grad input, grad weight).
+ *
+ * Each case is warmed up (pipeline compilation) and synced, then timed as `--samples` samples of
+ * `--k` calls followed by one `await gpu().sync()`; the median per-call time gives GFLOP/s
+ * (2·M·N·K, or 2·N·O·OH·OW·C·KH·KW for a convolution pass). On shared CPU cores the software
+ * adapter's wall time depends on other processes, so the process CPU time (all threads) divided by
+ * the core count is reported too ("per N CPU cores").
+ *
+ * Usage: deno run --allow-read --allow-write --allow-env bench/gemm_bench.ts [--k 3] [--samples 5]
+ *   [--only matmul|conv] [--tiling register|shared] [--json out.json]
+ */
+import { gpu, initDevice } from "../engine/gpu.ts";
+import "../engine/autograd.ts";
+import process from "node:process";
+import { empty, type Tensor, tensor } from "../engine/tensor.ts";
+import { matmul, setGemmTiling } from "../engine/ops/matmul.ts";
+import {
+  conv2dForwardInto,
+  conv2dGradInputInto,
+  conv2dGradWeightInto,
+  type ConvGeometry,
+  convGeometry,
+} from "../engine/ops/conv.ts";
+import { REGISTER_TILING, SHARED_TILING } from "../shaders/gemm.ts";
+
+function arg(name: string, fallback: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
+}
+
+const K_CALLS = Number(arg("k", "3"));
+const SAMPLES = Number(arg("samples", "5"));
+const ONLY = arg("only", "");
+const TILING = arg("tiling", "");
+const JSON_OUT = arg("json", "");
+
+function random(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+/** One timed case: `run` records one call (its outputs are disposed by the case). */
+interface Case {
+  name: string;
+  flops: number;
+  run: () => void;
+  dispose: () => void;
+}
+
+interface Result {
+  name: string;
+  medianMs: number;
+  minMs: number;
+  /** FLOPs / median wall time. */
+  gflops: number;
+  /** FLOPs / (median CPU time of the process / cores): robust to other processes on shared cores. */
+  gflopsCpu: number;
+}
+
+const CORES = navigator.hardwareConcurrency;
+
+async function time(c: Case): Promise<Result> {
+  c.run();
+  await gpu().sync(); // compile + first run
+  const samples: number[] = [];
+  const cpu: number[] = [];
+  for (let s = 0; s < SAMPLES; s++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    for (let i = 0; i < K_CALLS; i++) c.run();
+    await gpu().sync();
+    samples.push((performance.now() - t0) / K_CALLS);
+    const used = process.cpuUsage(c0);
+    cpu.push((used.user + used.system) / 1000 / K_CALLS);
+  }
+  samples.sort((a, b) => a - b);
+  cpu.sort((a, b) => a - b);
+  const median = samples[Math.floor(samples.length / 2)];
+  const cpuMedian = cpu[Math.floor(cpu.length / 2)] / CORES;
+  return {
+    name: c.name,
+    medianMs: median,
+    minMs: samples[0],
+    gflops: c.flops / median / 1e6,
+    gflopsCpu: c.flops / cpuMedian / 1e6,
+  };
+}
+
+function matmulCase(name: string, M: number, K: number, N: number): Case {
+  const a = tensor(random(M * K, 1), [M, K]);
+  const b = tensor(random(K * N, 2), [K, N]);
+  return {
+    name,
+    flops: 2 * M * N * K,
+    run: () => matmul(a, b).dispose(),
+    dispose: () => {
+      a.dispose();
+      b.dispose();
+    },
+  };
+}
+
+function convCases(
+  label: string,
+  C: number,
+  O: number,
+  HW: number,
+  k: number,
+  stride: number,
+  pad: number,
+): Case[] {
+  const N = 8;
+  const x = tensor(random(N * C * HW * HW, 3), [N, C, HW, HW]);
+  const w = tensor(random(O * C * k * k, 4), [O, C, k, k]);
+  const g: ConvGeometry = convGeometry(x, w, stride, pad);
+  const dy = tensor(random(N * O * g.OH * g.OW, 5), [N, O, g.OH, g.OW]);
+  const flops = 2 * N * O * g.OH * g.OW * C * k * k;
+  const once = (f: (out: Tensor) => void, shape: number[]) => () => {
+    const out = empty(shape);
+    f(out);
+    out.dispose();
+  };
+  const base = `conv ${label} ${C}→${O} ${k}×${k} s${stride} p${pad} ${HW}×${HW}`;
+  return [
+    {
+      name: `${base} fwd`,
+      flops,
+      run: once((y) => conv2dForwardInto(y, x, w, g), [N, O, g.OH, g.OW]),
+      dispose() {},
+    },
+    {
+      name: `${base} dx`,
+      flops,
+      run: once((dx) => conv2dGradInputInto(dx, dy, w, g), [N, C, HW, HW]),
+      dispose() {},
+    },
+    {
+      name: `${base} dw`,
+      flops,
+      run: once((dw) => conv2dGradWeightInto(dw, x, dy, g), [O, C, k, k]),
+      dispose: () => {
+        x.dispose();
+        w.dispose();
+        dy.dispose();
+      },
+    },
+  ];
+}
+
+await initDevice();
+if (TILING === "register") setGemmTiling(REGISTER_TILING);
+if (TILING === "shared") setGemmTiling(SHARED_TILING);
+console.log(
+  `adapter: ${gpu().report.name} (fallback ${gpu().report.isFallback}); k=${K_CALLS}, samples=${SAMPLES}`,
+);
+
+const results: Result[] = [];
+async function bench(cases: Case[]): Promise<void> {
+  for (const c of cases) {
+    const r = await time(c);
+    results.push(r);
+    console.log(
+      `${r.name.padEnd(44)} ${r.medianMs.toFixed(2).padStart(9)} ms (min ${r.minMs.toFixed(2)})  ` +
+        `${r.gflops.toFixed(2).padStart(7)} GFLOP/s wall, ${
+          r.gflopsCpu.toFixed(2).padStart(7)
+        } per ${CORES} CPU cores`,
+    );
+    c.dispose();
+  }
+}
+
+if (ONLY !== "conv") {
+  await bench([
+    matmulCase("matmul 1024×1024·1024×1024", 1024, 1024, 1024),
+    matmulCase("matmul 256×512·512×256", 256, 512, 256),
+    matmulCase("matmul 1024×512·512×1024", 1024, 512, 1024),
+  ]);
+}
+if (ONLY !== "matmul") {
+  const shapes: [string, number, number, number, number, number, number][] = [
+    ["stem", 3, 64, 32, 3, 1, 1],
+    ["l1", 64, 64, 32, 3, 1, 1],
+    ["l2a", 64, 128, 32, 3, 2, 1],
+    ["l2sc", 64, 128, 32, 1, 2, 0],
+    ["l2b", 128, 128, 16, 3, 1, 1],
+    ["l3a", 128, 256, 16, 3, 2, 1],
+    ["l3sc", 128, 256, 16, 1, 2, 0],
+    ["l3b", 256, 256, 8, 3, 1, 1],
+    ["l4a", 256, 512, 8, 3, 2, 1],
+    ["l4sc", 256, 512, 8, 1, 2, 0],
+    ["l4b", 512, 512, 4, 3, 1, 1],
+  ];
+  for (const s of shapes) await bench(convCases(...s));
+}
+if (JSON_OUT) await Deno.writeTextFile(JSON_OUT, JSON.stringify(results, null, 2));

@@ -1,0 +1,315 @@
+/**
+ * 2-D convolution (NCHW input, OIHW weight, no bias) as three implicit GEMMs through the template of
+ * `shaders/gemm.ts`; nothing is unfolded into memory:
+ *
+ * - forward: y[o, (n,oh,ow)] = Σ_{(c,kh,kw)} w[o, (c,kh,kw)] · im2col(x)[(c,kh,kw), (n,oh,ow)]
+ *   (M = O, N = batch·OH·OW, K = C·KH·KW; the im2col addressing and zero padding live in readB).
+ * - grad input: a transposed convolution gathered from dy with the kernel re-laid out as
+ *   [C, KH, KW, O] (a small copy, so weight loads are vec4), split into stride² phases (pixels with
+ *   ih ≡ ph, iw ≡ pw mod stride). In one phase only taps kh ≡ ph + pad (mod stride) reach the pixel,
+ *   so each phase is a dense GEMM (M = C, N = batch·pixels of the phase, K = O·taps) with no wasted
+ *   products even at stride 2; readB checks the dy bounds.
+ * - grad weight: dw[o, (c,kh,kw)] = Σ_{(n,oh,ow)} dy[o, (n,oh,ow)] · im2col(x)[(c,kh,kw), (n,oh,ow)]
+ *   (M = O, N = C·KH·KW, K = batch·OH·OW).
+ */
+import { gpu } from "../gpu.ts";
+import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
+import { flatMain, grid1d } from "../../shaders/common.ts";
+import { record } from "../autograd.ts";
+import type { GemmHooks } from "../../shaders/gemm.ts";
+import { dispatchGemm } from "./matmul.ts";
+
+/** Options of `conv2d`. */
+export interface Conv2dOptions {
+  /** Step between output pixels (both axes). Default 1. */
+  stride?: number;
+  /** Zero padding on every side. Default 0. */
+  padding?: number;
+}
+
+/** All sizes of one convolution. */
+export interface ConvGeometry {
+  /** Batch size. */
+  N: number;
+  /** Input channels. */
+  C: number;
+  /** Input height. */
+  H: number;
+  /** Input width. */
+  W: number;
+  /** Output channels. */
+  O: number;
+  /** Kernel height. */
+  KH: number;
+  /** Kernel width. */
+  KW: number;
+  /** Output height. */
+  OH: number;
+  /** Output width. */
+  OW: number;
+  /** Stride (both axes). */
+  stride: number;
+  /** Zero padding (every side). */
+  pad: number;
+}
+
+/** Checks shapes and derives the output size; throws ShapeError naming `conv2d` and both shapes. */
+export function convGeometry(x: Tensor, w: Tensor, stride: number, pad: number): ConvGeometry {
+  const op = "conv2d";
+  const shapes = `x ${fmtShape(x.shape)}, w ${fmtShape(w.shape)} (stride ${stride}, padding ${pad})`;
+  if (x.rank !== 4 || w.rank !== 4) throw new ShapeError(op, `expects 4-D NCHW x and OIHW w, got ${shapes}`);
+  if (x.dtype !== "f32" || w.dtype !== "f32") throw new ShapeError(op, `needs f32 tensors: ${shapes}`);
+  if (!Number.isInteger(stride) || stride < 1 || !Number.isInteger(pad) || pad < 0) {
+    throw new ShapeError(op, `stride must be a positive and padding a non-negative integer: ${shapes}`);
+  }
+  const [N, C, H, W] = x.shape;
+  const [O, C2, KH, KW] = w.shape;
+  if (C !== C2) throw new ShapeError(op, `input channels differ (${C} vs ${C2}): ${shapes}`);
+  const OH = Math.floor((H + 2 * pad - KH) / stride) + 1;
+  const OW = Math.floor((W + 2 * pad - KW) / stride) + 1;
+  if (OH < 1 || OW < 1 || KH < 1 || KW < 1) {
+    throw new ShapeError(op, `kernel larger than padded input: ${shapes}`);
+  }
+  if (N * Math.max(O, C) * Math.max(OH * OW, H * W) >= 2 ** 31) {
+    throw new ShapeError(op, `too large: ${shapes}`);
+  }
+  return { N, C, H, W, O, KH, KW, OH, OW, stride, pad };
+}
+
+/** WGSL lines setting `c, kh, kw` from the im2col row index `k` (k = (c·KH + kh)·KW + kw). */
+function splitTap(g: ConvGeometry, k: string): string {
+  const KK = g.KH * g.KW;
+  return `let c = ${k} / ${KK}u; let r = ${k} % ${KK}u; let kh = i32(r / ${g.KW}u); let kw = i32(r % ${g.KW}u);`;
+}
+
+/** WGSL lines setting `n, oh, ow` from an output-pixel column index `p` (p = (n·OH + oh)·OW + ow). */
+function splitPixel(g: ConvGeometry, p: string): string {
+  const OHW = g.OH * g.OW;
+  return `let n = ${p} / ${OHW}u; let q = ${p} % ${OHW}u; let oh = i32(q / ${g.OW}u); let ow = i32(q % ${g.OW}u);`;
+}
+
+/** WGSL: x at (n, c, ih, iw) or 0 outside the image (ih/iw are i32 expressions). */
+function xAt(ih: string, iw: string): string {
+  return `xAt(n, c, ${ih}, ${iw})`;
+}
+
+function xAtDecl(g: ConvGeometry): string {
+  return `fn xAt(n: u32, c: u32, ih: i32, iw: i32) -> f32 {
+  let ok = ih >= 0 && ih < ${g.H} && iw >= 0 && iw < ${g.W};
+  let i = select(0u, ((n * ${g.C}u + c) * ${g.H}u + u32(ih)) * ${g.W}u + u32(iw), ok);
+  return select(0.0, x[i], ok);
+}`;
+}
+
+/** Forward hooks: A = w [O, C·KH·KW], B = im2col(x) [C·KH·KW, N·OH·OW], C → y (NCHW). */
+function forwardHooks(g: ConvGeometry): GemmHooks {
+  const K = g.C * g.KH * g.KW;
+  const OHW = g.OH * g.OW;
+  const wVec = K % 4 === 0;
+  const s = g.stride;
+  const hooks: GemmHooks = {
+    decls: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+${xAtDecl(g)}`,
+    readA: wVec ? `let i = row * ${K}u + k; return w[i / 4u][i % 4u];` : `return w[row * ${K}u + k];`,
+    readB: `${splitTap(g, "k")} ${splitPixel(g, "col")}
+  return ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};`,
+    writeC: `let n = col / ${OHW}u; let q = col % ${OHW}u; y[(n * ${g.O}u + row) * ${OHW}u + q] = v;`,
+  };
+  if (wVec) hooks.readA4 = `return w[(row * ${K}u + k) / 4u];`;
+  if (g.OW % 4 === 0) {
+    // Four consecutive columns share n and oh: one decomposition, four bounded loads.
+    hooks.readB4 = `${splitTap(g, "k")} ${splitPixel(g, "col")}
+  let ih = oh * ${s} + kh - ${g.pad}; let iw = ow * ${s} + kw - ${g.pad};
+  return vec4<f32>(${[0, 1, 2, 3].map((j) => xAt("ih", `iw + ${j * s}`)).join(", ")});`;
+  }
+  return hooks;
+}
+
+/** Grad-weight hooks: A = dy [O, N·OH·OW], B = im2col(x)ᵀ [N·OH·OW, C·KH·KW], C → dw (OIHW). */
+function gradWeightHooks(g: ConvGeometry): GemmHooks {
+  const OHW = g.OH * g.OW;
+  const CKK = g.C * g.KH * g.KW;
+  const s = g.stride;
+  const dyVec = OHW % 4 === 0;
+  const dyIndex = (k: string) => `(${k} / ${OHW}u * ${g.O}u + row) * ${OHW}u + ${k} % ${OHW}u`;
+  const hooks: GemmHooks = {
+    decls: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<${dyVec ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
+${xAtDecl(g)}`,
+    readA: dyVec ? `let i = ${dyIndex("k")}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex("k")}];`,
+    readB: `${splitTap(g, "col")} ${splitPixel(g, "k")}
+  return ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};`,
+    writeC: `dw[row * ${CKK}u + col] = v;`,
+  };
+  if (dyVec) hooks.readA4 = `return dy[(${dyIndex("k")}) / 4u];`;
+  // Four consecutive taps: share the pixel decomposition.
+  hooks.readB4 = `${splitPixel(g, "k")}
+  var r4: vec4<f32>;
+  for (var j = 0u; j < 4u; j = j + 1u) {
+    ${splitTap(g, "(col + j)")}
+    r4[j] = ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};
+  }
+  return r4;`;
+  return hooks;
+}
+
+/** One stride phase of the grad-input GEMM: pixels ih = ph + s·i, iw = pw + s·j. */
+interface Phase {
+  ph: number;
+  pw: number;
+  /** Rows / columns of pixels in this phase. */
+  hp: number;
+  wp: number;
+  /** First tap and number of taps per axis reaching this phase. */
+  kh0: number;
+  kw0: number;
+  nkh: number;
+  nkw: number;
+}
+
+function phases(g: ConvGeometry): Phase[] {
+  const s = g.stride;
+  const out: Phase[] = [];
+  for (let ph = 0; ph < s; ph++) {
+    for (let pw = 0; pw < s; pw++) {
+      const hp = Math.ceil((g.H - ph) / s);
+      const wp = Math.ceil((g.W - pw) / s);
+      if (hp <= 0 || wp <= 0) continue;
+      const kh0 = (ph + g.pad) % s;
+      const kw0 = (pw + g.pad) % s;
+      out.push({
+        ph,
+        pw,
+        hp,
+        wp,
+        kh0,
+        kw0,
+        nkh: Math.max(0, Math.ceil((g.KH - kh0) / s)),
+        nkw: Math.max(0, Math.ceil((g.KW - kw0) / s)),
+      });
+    }
+  }
+  return out;
+}
+
+/**
+ * Grad-input hooks of one phase: A[c, k] = w[o, c, kh, kw] with k = (th·nkw + tw)·O + o and
+ * kh = kh0 + s·th; B[k, (n,i,j)] = dy[n, o, i + dh0 − th, j + dw0 − tw] (0 outside); C → dx.
+ */
+function gradInputHooks(g: ConvGeometry, f: Phase): GemmHooks {
+  const s = g.stride;
+  const { O, C, KH, KW, OH, OW, H, W } = g;
+  const dh0 = (f.ph + g.pad - f.kh0) / s;
+  const dw0 = (f.pw + g.pad - f.kw0) / s;
+  const P = f.hp * f.wp;
+  const splitK =
+    `let o = k % ${O}u; let t = k / ${O}u; let th = i32(t / ${f.nkw}u); let tw = i32(t % ${f.nkw}u);`;
+  const splitCol =
+    `let n = col / ${P}u; let q = col % ${P}u; let i = i32(q / ${f.wp}u); let j = i32(q % ${f.wp}u);`;
+  // wt is the weight re-laid out as [C, KH, KW, O] (see `weightToCTapO`): 4 consecutive k of one tap
+  // are 4 consecutive o, one aligned vec4 when O % 4 == 0.
+  const wIndex = (o: string) =>
+    `(((row * ${KH}u + u32(${f.kh0} + ${s} * th)) * ${KW}u + u32(${f.kw0} + ${s} * tw)) * ${O}u + ${o})`;
+  const wVec = O % 4 === 0;
+  const hooks: GemmHooks = {
+    decls: `@group(0) @binding(0) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
+  let ok = oh >= 0 && oh < ${OH} && ow >= 0 && ow < ${OW};
+  let i = select(0u, ((n * ${O}u + o) * ${OH}u + u32(oh)) * ${OW}u + u32(ow), ok);
+  return select(0.0, dy[i], ok);
+}`,
+    readA: wVec
+      ? `${splitK} let i = ${wIndex("o")}; return w[i / 4u][i % 4u];`
+      : `${splitK} return w[${wIndex("o")}];`,
+    readB: `${splitK} ${splitCol} return dyAt(n, o, i + ${dh0} - th, j + ${dw0} - tw);`,
+    writeC:
+      `${splitCol} dx[((n * ${C}u + row) * ${H}u + u32(${f.ph} + ${s} * i)) * ${W}u + u32(${f.pw} + ${s} * j)] = v;`,
+  };
+  if (wVec) hooks.readA4 = `${splitK} return w[${wIndex("o")} / 4u];`;
+  if (f.wp % 4 === 0) {
+    hooks.readB4 = `${splitK} ${splitCol} let oh = i + ${dh0} - th; let ow = j + ${dw0} - tw;
+  return vec4<f32>(dyAt(n, o, oh, ow), dyAt(n, o, oh, ow + 1), dyAt(n, o, oh, ow + 2), dyAt(n, o, oh, ow + 3));`;
+  }
+  return hooks;
+}
+
+/** Zero-fills the pixels of a phase no tap reaches (e.g. odd pixels of a 1×1 stride-2 convolution). */
+function zeroPhaseHooks(g: ConvGeometry, f: Phase): GemmHooks {
+  const P = f.hp * f.wp;
+  const s = g.stride;
+  return {
+    decls: `@group(0) @binding(0) var<storage, read_write> dx: array<f32>;`,
+    readA: "return 0.0;",
+    readB: "return 0.0;",
+    writeC: `let n = col / ${P}u; let q = col % ${P}u; let i = q / ${f.wp}u; let j = q % ${f.wp}u;
+  dx[((n * ${g.C}u + row) * ${g.H}u + ${f.ph}u + ${s}u * i) * ${g.W}u + ${f.pw}u + ${s}u * j] = v;`,
+  };
+}
+
+/** Records the forward GEMM into `y` [N, O, OH, OW]. */
+export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeometry): void {
+  const sizes = { M: g.O, N: g.N * g.OH * g.OW, K: g.C * g.KH * g.KW, batch: 1 };
+  dispatchGemm("conv2d.forward", sizes, forwardHooks(g), [x, w, y]);
+}
+
+/** The weight [O, C, KH, KW] re-laid out as [C, KH, KW, O] (a small copy; makes grad-input loads vec4). */
+function weightToCTapO(w: Tensor, g: ConvGeometry): Tensor {
+  const KK = g.KH * g.KW;
+  const n = g.O * g.C * KK;
+  const wt = empty([g.C, g.KH, g.KW, g.O]);
+  const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read_write> wt: array<f32>;
+${flatMain(n)}
+  let o = i % ${g.O}u; let ct = i / ${g.O}u;
+  wt[i] = w[o * ${g.C * KK}u + ct];
+}`;
+  gpu().dispatch({ name: "conv2d.weightToCTapO", code }, [w.range, wt.range], grid1d(n));
+  return wt;
+}
+
+/** Records the grad-input GEMMs (one per stride phase) into `dx` [N, C, H, W]. */
+export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeometry): void {
+  const fs = phases(g);
+  const wt = fs.some((f) => f.nkh * f.nkw > 0) ? weightToCTapO(w, g) : null;
+  for (const f of fs) {
+    const sizes = { M: g.C, N: g.N * f.hp * f.wp, K: g.O * f.nkh * f.nkw, batch: 1 };
+    if (sizes.K === 0) dispatchGemm("conv2d.gradInput.zero", sizes, zeroPhaseHooks(g, f), [dx]);
+    else dispatchGemm("conv2d.gradInput", sizes, gradInputHooks(g, f), [dy, wt!, dx]);
+  }
+  wt?.dispose();
+}
+
+/** Records the grad-weight GEMM into `dw` [O, C, KH, KW]. */
+export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
+  const sizes = { M: g.O, N: g.C * g.KH * g.KW, K: g.N * g.OH * g.OW, batch: 1 };
+  dispatchGemm("conv2d.gradWeight", sizes, gradWeightHooks(g), [x, dy, dw]);
+}
+
+/**
+ * 2-D convolution without bias: x [N, C, H, W] (NCHW), w [O, C, KH, KW] (OIHW) → [N, O, OH, OW] with
+ * OH = ⌊(H + 2·padding − KH)/stride⌋ + 1 (likewise OW). Differentiable in x and w (implicit GEMMs).
+ */
+export function conv2d(x: Tensor, w: Tensor, { stride = 1, padding = 0 }: Conv2dOptions = {}): Tensor {
+  const g = convGeometry(x, w, stride, padding);
+  const y = empty([g.N, g.O, g.OH, g.OW]);
+  if (y.size === 0) return y;
+  conv2dForwardInto(y, x, w, g);
+  return record("conv2d", [x, w], y, (dy) => {
+    let dx: Tensor | null = null;
+    let dw: Tensor | null = null;
+    if (x.requiresGrad) {
+      dx = empty(x.shape);
+      conv2dGradInputInto(dx, dy, w, g);
+    }
+    if (w.requiresGrad) {
+      dw = empty(w.shape);
+      conv2dGradWeightInto(dw, x, dy, g);
+    }
+    return [dx, dw];
+  });
+}

@@ -1,0 +1,174 @@
+/**
+ * conv2d forward, grad input and grad weight against float64 references, on both GEMM tilings, for
+ * odd channel counts and spatial sizes, strides 1–3, paddings 0–2, kernels 1–3 and non-square ones.
+ * The naive float64 gradient references are themselves checked by finite differences.
+ */
+import { throws } from "node:assert/strict";
+import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
+import { ShapeError, tensor } from "../engine/tensor.ts";
+import { setGemmTiling } from "../engine/ops/matmul.ts";
+import { conv2d } from "../engine/ops/conv.ts";
+import { type GemmTiling, REGISTER_TILING, SHARED_TILING } from "../shaders/gemm.ts";
+import {
+  conv2dGradInputRef,
+  conv2dGradWeightRef,
+  conv2dRef,
+  type ConvDims,
+  convOut,
+} from "./reference/conv_ref.ts";
+
+const TILINGS: [string, GemmTiling][] = [["register", REGISTER_TILING], ["shared", SHARED_TILING]];
+
+const CONFIGS: ConvDims[] = [
+  { N: 2, C: 3, H: 7, W: 9, O: 5, KH: 3, KW: 3, stride: 1, pad: 1 }, // odd everything
+  { N: 2, C: 5, H: 9, W: 7, O: 6, KH: 3, KW: 3, stride: 2, pad: 1 }, // stride 2, odd spatial
+  { N: 1, C: 4, H: 8, W: 8, O: 8, KH: 1, KW: 1, stride: 2, pad: 0 }, // 1×1 stride-2 shortcut
+  { N: 3, C: 8, H: 8, W: 8, O: 8, KH: 3, KW: 3, stride: 1, pad: 1 }, // vec4 paths (ResNet-like)
+  { N: 2, C: 4, H: 8, W: 8, O: 12, KH: 3, KW: 3, stride: 2, pad: 1 }, // stride 2, vec4 paths
+  { N: 2, C: 3, H: 6, W: 11, O: 4, KH: 2, KW: 3, stride: 1, pad: 2 }, // non-square kernel, pad 2
+  { N: 2, C: 3, H: 10, W: 9, O: 4, KH: 3, KW: 2, stride: 3, pad: 2 }, // stride 3
+  { N: 1, C: 16, H: 4, W: 4, O: 16, KH: 3, KW: 3, stride: 1, pad: 0 }, // no padding, tiny output
+];
+
+/** Tolerance for f32 sums of `terms` products of values in [-1, 1]. */
+const tol = (terms: number) => ({ rtol: 1e-4, atol: 1e-4 * Math.sqrt(Math.max(1, terms)) });
+
+for (const [label, tiling] of TILINGS) {
+  Deno.test({
+    name: `conv2d: forward, grad input and grad weight vs float64 references (${label} tiling)`,
+    ...gpuTest,
+    async fn() {
+      await setup();
+      setGemmTiling(tiling);
+      try {
+        let seed = 1;
+        for (const d of CONFIGS) {
+          const [OH, OW] = convOut(d);
+          const x = randomArray(d.N * d.C * d.H * d.W, seed++);
+          const w = randomArray(d.O * d.C * d.KH * d.KW, seed++);
+          const dy = randomArray(d.N * d.O * OH * OW, seed++);
+          const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
+          const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
+          const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
+          const name = JSON.stringify(d);
+          if (y.shape.join() !== [d.N, d.O, OH, OW].join()) throw new Error(`shape ${y.shape} for ${name}`);
+          assertClose(await y.toArray(), conv2dRef(x, w, d), {
+            ...tol(d.C * d.KH * d.KW),
+            label: `forward ${name}`,
+          });
+          y.backward(tensor(dy, y.shape));
+          assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
+            ...tol(d.O * d.KH * d.KW),
+            label: `grad input ${name}`,
+          });
+          assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), {
+            ...tol(d.N * OH * OW),
+            label: `grad weight ${name}`,
+          });
+          [tx, tw, y].forEach((t) => t.dispose());
+        }
+      } finally {
+        setGemmTiling(null);
+      }
+    },
+  });
+}
+
+Deno.test({
+  name: "conv2d: ResNet-18 shapes (3×3 s1/s2 p1, 1×1 s2 p0) at small batch, default tiling",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    let seed = 50;
+    const shapes: ConvDims[] = [
+      { N: 2, C: 3, H: 16, W: 16, O: 16, KH: 3, KW: 3, stride: 1, pad: 1 },
+      { N: 1, C: 16, H: 16, W: 16, O: 32, KH: 3, KW: 3, stride: 2, pad: 1 },
+      { N: 1, C: 16, H: 16, W: 16, O: 32, KH: 1, KW: 1, stride: 2, pad: 0 },
+      { N: 3, C: 64, H: 4, W: 4, O: 64, KH: 3, KW: 3, stride: 1, pad: 1 },
+    ];
+    for (const d of shapes) {
+      const [OH, OW] = convOut(d);
+      const x = randomArray(d.N * d.C * d.H * d.W, seed++);
+      const w = randomArray(d.O * d.C * d.KH * d.KW, seed++);
+      const dy = randomArray(d.N * d.O * OH * OW, seed++);
+      const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
+      const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
+      const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
+      const name = JSON.stringify(d);
+      assertClose(await y.toArray(), conv2dRef(x, w, d), {
+        ...tol(d.C * d.KH * d.KW),
+        label: `forward ${name}`,
+      });
+      y.backward(tensor(dy, y.shape));
+      assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
+        ...tol(d.O * d.KH * d.KW),
+        label: `grad input ${name}`,
+      });
+      assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), {
+        ...tol(d.N * OH * OW),
+        label: `grad weight ${name}`,
+      });
+      [tx, tw, y].forEach((t) => t.dispose());
+    }
+  },
+});
+
+Deno.test({
+  name: "conv2d reference: naive gradients agree with float64 finite differences",
+  fn() {
+    for (const d of [CONFIGS[1], { N: 1, C: 2, H: 5, W: 4, O: 3, KH: 2, KW: 3, stride: 3, pad: 2 }]) {
+      const [OH, OW] = convOut(d);
+      const x = randomArray(d.N * d.C * d.H * d.W, 7);
+      const w = randomArray(d.O * d.C * d.KH * d.KW, 8);
+      const r = randomArray(d.N * d.O * OH * OW, 9);
+      const gx = numericGrad((xv) => dot(conv2dRef(xv, w, d), r), x);
+      const gw = numericGrad((wv) => dot(conv2dRef(x, wv, d), r), w);
+      assertClose(conv2dGradInputRef(r, w, d), gx, { rtol: 1e-6, atol: 1e-8, label: "dx" });
+      assertClose(conv2dGradWeightRef(r, x, d), gw, { rtol: 1e-6, atol: 1e-8, label: "dw" });
+    }
+  },
+});
+
+Deno.test({
+  name: "conv2d: only the gradient that is needed is computed",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const d = CONFIGS[0];
+    const x = randomArray(d.N * d.C * d.H * d.W, 1);
+    const w = randomArray(d.O * d.C * d.KH * d.KW, 2);
+    const tx = tensor(x, [d.N, d.C, d.H, d.W]);
+    const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
+    const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
+    const dy = randomArray(y.size, 3);
+    y.backward(tensor(dy, y.shape));
+    if (tx.grad) throw new Error("x got a gradient");
+    assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), { ...tol(200), label: "dw" });
+  },
+});
+
+Deno.test({
+  name: "conv2d: shape errors name the op and both shapes",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const x = tensor(new Float32Array(2 * 3 * 5 * 5), [2, 3, 5, 5]);
+    const isErr = (re: RegExp) => (e: Error) => e instanceof ShapeError && re.test(e.message);
+    throws(
+      () => conv2d(x, tensor(new Float32Array(4 * 2 * 9), [4, 2, 3, 3])),
+      isErr(/conv2d.*\[2, 3, 5, 5\].*\[4, 2, 3, 3\]/),
+    );
+    throws(
+      () => conv2d(x, tensor(new Float32Array(4 * 3 * 49), [4, 3, 7, 7])),
+      isErr(/conv2d.*\[2, 3, 5, 5\].*\[4, 3, 7, 7\]/),
+    );
+    throws(
+      () => conv2d(tensor(new Float32Array(75), [3, 5, 5]), tensor(new Float32Array(27), [1, 3, 3, 3])),
+      isErr(/conv2d/),
+    );
+    throws(
+      () => conv2d(x, tensor(new Float32Array(27), [1, 3, 3, 3]), { stride: 0 }),
+      isErr(/conv2d.*stride/),
+    );
+  },
+});
