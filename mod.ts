@@ -74,6 +74,18 @@ export {
   supConAnchorLosses,
   supConLoss,
 } from "./engine/ops/loss.ts";
+export {
+  type CountsLayout,
+  MultisetTable,
+  scLossAllMultisets,
+  type ScLossAllMultisetsResult,
+  scMultisetBatchLosses,
+  ScMultisetTrainer,
+  type ScMultisetTrainerOptions,
+  scSphereDescent,
+  type ScSphereDescentOptions,
+  type ScSphereDescentResult,
+} from "./engine/ops/sc_multiset.ts";
 export { augmentBatch, type AugmentOptions, augmentParams, uploadImages } from "./engine/ops/augment.ts";
 
 // Optimisers
@@ -87,7 +99,7 @@ export {
   polynomialSchedule,
   type Schedule,
 } from "./engine/optim/schedule.ts";
-export { projectToBall, projectToSphere } from "./engine/optim/projection.ts";
+export { type ProjectionKind, projectToBall, projectToSphere } from "./engine/optim/projection.ts";
 
 // Models, theory, data
 export * from "./models/mod.ts";

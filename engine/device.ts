@@ -9,7 +9,9 @@
 export interface AdapterReport {
   /** Human-readable adapter name (Mesa's `llvmpipe (...)` on the software adapter). */
   name: string;
+  /** Vendor string (or PCI id) the adapter reports. */
   vendor: string;
+  /** Architecture string the adapter reports (often empty). */
   architecture: string;
   /** True for software/fallback adapters (llvmpipe, lavapipe, WARP). */
   isFallback: boolean;
@@ -38,6 +40,7 @@ const WANTED_FEATURES = ["timestamp-query", "subgroups", "shader-f16"] as const;
 
 /** Thrown when WebGPU reports a validation, out-of-memory or internal error, or loses the device. */
 export class GpuError extends Error {
+  /** `message` says what failed and, where known, which kernel or ops. */
   constructor(message: string) {
     super(message);
     this.name = "GpuError";

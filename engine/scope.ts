@@ -70,6 +70,7 @@ export class TensorScope {
     this.#tensors.clear();
   }
 
+  /** `using s = new TensorScope()` disposes the scope at the end of the block. */
   [Symbol.dispose](): void {
     this.dispose();
   }
