@@ -75,7 +75,6 @@ export {
   supConLoss,
 } from "./engine/ops/loss.ts";
 export {
-  type CountsLayout,
   MultisetTable,
   scLossAllMultisets,
   type ScLossAllMultisetsResult,
@@ -86,6 +85,7 @@ export {
   type ScSphereDescentOptions,
   type ScSphereDescentResult,
 } from "./engine/ops/sc_multiset.ts";
+export type { CountsLayout } from "./shaders/sc_multiset.ts";
 export { augmentBatch, type AugmentOptions, augmentParams, uploadImages } from "./engine/ops/augment.ts";
 
 // Optimisers
