@@ -236,8 +236,8 @@ export async function run(cfg: GeometryConfig): Promise<GeometryReport> {
       weights,
     });
     const geometry = summarizeGeometry(g);
-    // The head acts on the encoder outputs (the trainer's probe is trained on u as well).
-    const trainError = weights ? linearTrainError(fs.features, dim, weights, fs.labels) : null;
+    // The head acts on the encoder outputs: z = ρ·u/‖u‖ for SC (what the probe is trained on), u otherwise.
+    const trainError = weights ? linearTrainError(reps, dim, weights, fs.labels) : null;
 
     // --- Theorem 1 (CE, CE-fix)
     const ce = !isSc && weights ? ceBoundCheck(fs.features, dim, weights, fs.labels, balanced) : null;

@@ -14,7 +14,7 @@ import { empty, type Tensor, tensor } from "../../engine/tensor.ts";
 import { noGrad } from "../../engine/autograd.ts";
 import { tidy } from "../../engine/scope.ts";
 import { argmax, gatherRows } from "../../engine/ops/shape.ts";
-import { crossEntropy } from "../../engine/ops/loss.ts";
+import { crossEntropy, normalizeToSphere } from "../../engine/ops/loss.ts";
 import { SGD } from "../../engine/optim/sgd.ts";
 import { polynomialLr } from "../../engine/optim/schedule.ts";
 import { IidSampler, Rng } from "../../data/sampler.ts";
@@ -31,6 +31,23 @@ export interface Encoder {
   train(mode?: boolean): unknown;
   /** Features of a batch. */
   forward(x: Tensor): Tensor;
+}
+
+/**
+ * The SC encoder as the paper uses it downstream: outputs projected to the sphere of radius ρ
+ * (z = ρ·u/‖u‖, ρ = 1/√τ), so the linear probe is trained on and evaluated with z, not u.
+ */
+export function sphereEncoder(model: Encoder, radius: number): Encoder {
+  return {
+    get featureDim() {
+      return model.featureDim;
+    },
+    get training() {
+      return model.training;
+    },
+    train: (mode?: boolean) => model.train(mode),
+    forward: (x: Tensor) => normalizeToSphere(model.forward(x), radius),
+  };
 }
 
 /** A linear head: features → logits [N, K]. */

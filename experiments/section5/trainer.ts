@@ -51,7 +51,7 @@ import {
   stateDictFrom,
 } from "./checkpoint.ts";
 import { BatchBuffers, GpuDataset, padDataset } from "./data_gpu.ts";
-import { evaluateError, type FeatureSet, type Head, trainProbe } from "./evaluate.ts";
+import { evaluateError, type FeatureSet, type Head, sphereEncoder, trainProbe } from "./evaluate.ts";
 
 /** File names inside a run folder. */
 export const RUN_FILES = {
@@ -603,12 +603,14 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       const evalSeed = deriveSeed(config.seed, `eval:${step}`);
       let head: Head;
       let probeLoss: number | undefined;
+      // SC: the probe sees the projected outputs z = ρ·u/‖u‖ (the encoder's output in the paper).
+      const encoder = config.loss === "sc" ? sphereEncoder(model, radius) : model;
       if (config.loss === "sc") {
         probe?.dispose();
         const r = await trainProbe(
           config.augment
-            ? { model, data: trainData, augment: true }
-            : { model, data: trainData, augment: false, extractBatchSize: config.evalBatch },
+            ? { model: encoder, data: trainData, augment: true }
+            : { model: encoder, data: trainData, augment: false, extractBatchSize: config.evalBatch },
           {
             numClasses: info.numClasses,
             iterations: config.probeIterations,
@@ -625,13 +627,16 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
       } else {
         head = classifier!;
       }
-      const tr = await evaluateError(model, head, trainData, {
+      const tr = await evaluateError(encoder, head, trainData, {
         augment: config.augment,
         batchSize: config.evalBatch,
         seed: evalSeed,
         cleanLabels: data.train.labels,
       });
-      const te = await evaluateError(model, head, testData, { augment: false, batchSize: config.evalBatch });
+      const te = await evaluateError(encoder, head, testData, {
+        augment: false,
+        batchSize: config.evalBatch,
+      });
       model.train();
       const m: EvalMetrics = {
         step,
