@@ -1,0 +1,566 @@
+/**
+ * Peer benchmark: our engine against TensorFlow.js's WebGPU backend (same process, same adapter,
+ * samples interleaved) and, with `--torch`, PyTorch on the CPU (2 threads, a separate process).
+ *
+ *   deno task bench [--quick] [--cases matmul,conv,resnet,supcon] [--torch] [--slow-peers]
+ *                   [--json out.json] [--iters N]
+ *
+ * Every sample times k iterations plus one readback of a scalar, divided by k; nothing is
+ * subtracted. Table cells: median (min–max) ms per iteration; ratios are time ours/peer (< 1: ours
+ * is faster).
+ */
+import { parseArgs } from "node:util";
+import { gpu, initDevice } from "../engine/gpu.ts";
+import "../engine/autograd.ts";
+import { empty, type Tensor, tensor } from "../engine/tensor.ts";
+import { tidy } from "../engine/scope.ts";
+import { matmul } from "../engine/ops/matmul.ts";
+import {
+  conv2dForwardInto,
+  conv2dGradInputInto,
+  conv2dGradWeightInto,
+  convGeometry,
+} from "../engine/ops/conv.ts";
+import { crossEntropy, supConLoss } from "../engine/ops/loss.ts";
+import { ResNet18 } from "../models/resnet.ts";
+import { LinearClassifier } from "../models/classifier.ts";
+import { SGD } from "../engine/optim/sgd.ts";
+import {
+  type BenchCase,
+  type CaseResult,
+  convFlop,
+  type ConvShape,
+  environment,
+  errorNote,
+  fmtGflops,
+  fmtRatio,
+  fmtStats,
+  markdownTable,
+  resnet18Convs,
+  resnet18StepFlop,
+  supConFlop,
+  timeInterleaved,
+} from "./harness.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Our engine's cases
+
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  let a = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    // mulberry32 + Box–Muller: normal(0, scale)
+    const next = () => {
+      a = (a + 0x6d2b79f5) >>> 0;
+      let t = a;
+      t = Math.imul(t ^ (t >>> 15), t | 1);
+      t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+      return (((t ^ (t >>> 14)) >>> 0) + 0.5) / 4294967296;
+    };
+    const r = Math.sqrt(-2 * Math.log(next()));
+    const th = 2 * Math.PI * next();
+    out[i] = scale * r * Math.cos(th);
+    if (i + 1 < n) out[i + 1] = scale * r * Math.sin(th);
+  }
+  return out;
+}
+
+function labelsFor(n: number, classes: number, seed: number): Int32Array {
+  const u = rand(n, seed);
+  return Int32Array.from(u, (v) => Math.min(classes - 1, Math.floor((0.5 + 0.5 * Math.tanh(v)) * classes)));
+}
+
+/** Points on the sphere of radius √10 (τ = 0.1), rows of [b, d]. */
+function spherePoints(b: number, d: number, seed: number): Float32Array {
+  const z = rand(b * d, seed);
+  for (let i = 0; i < b; i++) {
+    let s = 0;
+    for (let j = 0; j < d; j++) s += z[i * d + j] ** 2;
+    const f = Math.sqrt(10 / s);
+    for (let j = 0; j < d; j++) z[i * d + j] *= f;
+  }
+  return z;
+}
+
+/** A case of our engine whose step produces one tensor (the previous one is disposed). */
+function oursCase(inputs: Tensor[], produce: () => Tensor): BenchCase {
+  let out: Tensor | null = null;
+  return {
+    step: () => {
+      out?.dispose();
+      out = produce();
+      gpu().flush(); // submit each iteration, as a training loop does
+    },
+    sync: async () => {
+      if (out) await gpu().read({ ...out.range, size: 4 });
+      else await gpu().sync();
+    },
+    dispose: () => {
+      out?.dispose();
+      out = null;
+      for (const t of inputs) t.dispose();
+    },
+  };
+}
+
+function oursMatmul(m: number, k: number, n: number, transB: boolean): BenchCase {
+  const a = tensor(rand(m * k, 1), [m, k]);
+  const b = tensor(rand(k * n, 2), transB ? [n, k] : [k, n]);
+  return oursCase([a, b], () => matmul(a, b, { transB }));
+}
+
+function oursConv(c: ConvShape, pass: "forward" | "grad-input" | "grad-weight"): BenchCase {
+  const x = tensor(rand(c.n * c.cin * c.h * c.w, 3), [c.n, c.cin, c.h, c.w]);
+  const w = tensor(rand(c.cout * c.cin * c.k * c.k, 4, Math.sqrt(2 / (c.cin * c.k * c.k))), [
+    c.cout,
+    c.cin,
+    c.k,
+    c.k,
+  ]);
+  const g = convGeometry(x, w, c.stride, c.pad);
+  const dy = tensor(rand(g.N * g.O * g.OH * g.OW, 5), [g.N, g.O, g.OH, g.OW]);
+  const inputs = [x, w, dy];
+  if (pass === "forward") {
+    return oursCase(inputs, () => {
+      const y = empty([g.N, g.O, g.OH, g.OW]);
+      conv2dForwardInto(y, x, w, g);
+      return y;
+    });
+  }
+  if (pass === "grad-input") {
+    return oursCase(inputs, () => {
+      const dx = empty(x.shape);
+      conv2dGradInputInto(dx, dy, w, g);
+      return dx;
+    });
+  }
+  return oursCase(inputs, () => {
+    const dw = empty(w.shape);
+    conv2dGradWeightInto(dw, x, dy, g);
+    return dw;
+  });
+}
+
+function oursResNetStep(batch: number): BenchCase {
+  const model = new ResNet18({ width: 1, seed: 7 });
+  const classifier = new LinearClassifier(model.featureDim, 10, { seed: 8 });
+  const opt = new SGD([...model.parameters(), ...classifier.parameters()], {
+    lr: 0.01,
+    momentum: 0.9,
+    weightDecay: 1e-4,
+  });
+  const x = tensor(rand(batch * 3 * 32 * 32, 9), [batch, 3, 32, 32]);
+  const y = tensor(labelsFor(batch, 10, 10), [batch], { dtype: "i32" });
+  const c = oursCase([x, y], () =>
+    tidy(() => {
+      opt.zeroGrad();
+      const loss = crossEntropy(classifier.forward(model.forward(x)), y);
+      loss.backward();
+      opt.step();
+      return loss;
+    }));
+  return {
+    ...c,
+    dispose: () => {
+      c.dispose();
+      opt.dispose();
+      model.dispose();
+      classifier.dispose();
+    },
+  };
+}
+
+function oursSupCon(
+  zData: Float32Array,
+  labels: Int32Array,
+  d: number,
+): BenchCase & { loss: () => Promise<number> } {
+  const b = labels.length;
+  const z = tensor(zData, [b, d], { requiresGrad: true });
+  const y = tensor(labels, [b], { dtype: "i32" });
+  let last: Tensor | null = null;
+  const c = oursCase([z, y], () => {
+    last = tidy(() => {
+      z.grad = undefined; // no accumulation across iterations
+      const loss = supConLoss(z, y);
+      loss.backward();
+      return loss;
+    });
+    return last;
+  });
+  return { ...c, loss: async () => last ? (await last.toArray())[0] : NaN };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Case list
+
+interface Spec {
+  id: string;
+  group: "matmul" | "conv" | "resnet" | "supcon";
+  label: string;
+  flop?: number;
+  ours: () => BenchCase;
+  peer: () => Promise<BenchCase>;
+  /** Why the peer is skipped in this run (slow cases), or undefined. */
+  peerSkip?: string;
+  iters: number;
+  budgetMs: number;
+  /** Runs after the warm-up, before sampling (cross-checks), returning a note. */
+  check?: (ours: BenchCase, peer: BenchCase) => Promise<string>;
+}
+
+type Tfjs = typeof import("./peers/tfjs.ts");
+
+function buildSpecs(
+  opts: { quick: boolean; slowPeers: boolean; iters?: number },
+  tfjs: () => Promise<Tfjs>,
+): Spec[] {
+  const { quick, slowPeers } = opts;
+  const specs: Spec[] = [];
+  const it = (n: number) => opts.iters ?? (quick ? Math.min(n, 3) : n);
+  const budget = quick ? 4000 : 10000;
+
+  specs.push({
+    id: "matmul-1024",
+    group: "matmul",
+    label: "matmul 1024×1024 · 1024×1024",
+    flop: 2 * 1024 ** 3,
+    ours: () => oursMatmul(1024, 1024, 1024, false),
+    peer: async () => (await tfjs()).tfMatmul(1024, 1024, 1024),
+    iters: it(5),
+    budgetMs: budget,
+  });
+  for (const b of quick ? [256, 1024] : [256, 1024, 4096]) {
+    specs.push({
+      id: `gram-${b}`,
+      group: "matmul",
+      label: `Gram z·zᵀ, z ${b}×512`,
+      flop: 2 * b * b * 512,
+      ours: () => oursMatmul(b, 512, b, true),
+      peer: async () => (await tfjs()).tfMatmul(b, 512, b, { transB: true }),
+      iters: it(b >= 4096 ? 3 : 5),
+      budgetMs: budget,
+    });
+  }
+
+  const convs = resnet18Convs(8);
+  const chosen = quick
+    ? convs.filter((c) =>
+      ["64→64 3×3 s1 @32²", "128→256 3×3 s2 @16²", "128→256 1×1 s2 @16²"].includes(c.label)
+    )
+    : convs;
+  for (const c of chosen) {
+    for (const pass of ["forward", "grad-input", "grad-weight"] as const) {
+      specs.push({
+        id: `conv-${c.cin}-${c.cout}-k${c.k}-s${c.stride}-h${c.h}-${pass}`,
+        group: "conv",
+        label: `conv ${c.label} ×${c.count}, batch 8, ${pass}`,
+        flop: convFlop(c),
+        ours: () => oursConv(c, pass),
+        peer: async () => (await tfjs()).tfConv(c, pass),
+        iters: it(5),
+        budgetMs: budget,
+      });
+    }
+  }
+
+  for (const batch of quick ? [8] : [8, 32]) {
+    const slow = batch === 32 || quick;
+    specs.push({
+      id: `resnet18-step-b${batch}`,
+      group: "resnet",
+      label: `ResNet-18 train step (CE, SGD momentum), batch ${batch}`,
+      flop: resnet18StepFlop(batch),
+      ours: () => oursResNetStep(batch),
+      peer: async () => (await tfjs()).tfResNetStep(batch),
+      peerSkip: slow && !slowPeers
+        ? `TF.js skipped: about ${batch === 8 ? "40 s" : "3 min"} per step here (--slow-peers runs it)`
+        : undefined,
+      iters: it(batch === 8 ? 5 : 3),
+      budgetMs: batch === 8 ? 20000 : 30000,
+    });
+  }
+
+  for (const b of quick ? [256, 1024] : [256, 1024, 4096]) {
+    const d = 512;
+    const z = spherePoints(b, d, 20 + b);
+    const labels = labelsFor(b, 10, 21 + b);
+    let oursLoss: (() => Promise<number>) | null = null;
+    let peerLoss: (() => Promise<number>) | null = null;
+    specs.push({
+      id: `supcon-b${b}`,
+      group: "supcon",
+      label: `SC loss forward + backward, b ${b}, d ${d}`,
+      flop: supConFlop(b, d),
+      ours: () => {
+        const c = oursSupCon(z, labels, d);
+        oursLoss = c.loss;
+        return c;
+      },
+      peer: async () => {
+        const c = (await tfjs()).tfSupCon(b, d, { data: z, labels });
+        peerLoss = c.loss;
+        return c;
+      },
+      peerSkip: b >= 4096 && !slowPeers
+        ? "TF.js skipped: about 40 s per iteration here (--slow-peers runs it)"
+        : undefined,
+      iters: it(b >= 4096 ? 3 : 5),
+      budgetMs: budget,
+      check: async () => {
+        if (!oursLoss || !peerLoss) return "";
+        const [a, p] = [await oursLoss(), await peerLoss()];
+        return `loss ours ${a.toPrecision(9)}, TF.js ${p.toPrecision(9)} (rel. diff ${
+          (Math.abs(a - p) / Math.abs(p)).toExponential(1)
+        })`;
+      },
+    });
+  }
+  return specs;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PyTorch (separate process)
+
+interface TorchLine {
+  id: string;
+  median?: number;
+  min?: number;
+  max?: number;
+  samples?: number[];
+  error?: string;
+  info?: Record<string, unknown>;
+}
+
+async function runTorch(
+  args: string[],
+): Promise<{ results: Map<string, TorchLine>; info: Record<string, unknown> }> {
+  const env = Deno.env.toObject();
+  // Set on some machines for old OpenBLAS builds; they slow a current one (bench only, not tests).
+  delete env.OPENBLAS_CORETYPE;
+  delete env.OPENBLAS_L2_SIZE;
+  const script = new URL("./peers/torch_cpu.py", import.meta.url).pathname;
+  const command = new Deno.Command("/usr/bin/python3", {
+    args: [script, ...args],
+    env,
+    clearEnv: true,
+    stdout: "piped",
+    stderr: "inherit",
+  });
+  const out = await command.output();
+  const results = new Map<string, TorchLine>();
+  let info: Record<string, unknown> = {};
+  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const r = JSON.parse(line) as TorchLine;
+    if (r.id === "info") info = r.info ?? {};
+    else results.set(r.id, r);
+  }
+  if (!out.success && results.size === 0) throw new Error(`torch_cpu.py exited with ${out.code}`);
+  return { results, info };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      quick: { type: "boolean", default: false },
+      torch: { type: "boolean", default: false },
+      "slow-peers": { type: "boolean", default: false },
+      "no-tfjs": { type: "boolean", default: false },
+      cases: { type: "string" },
+      json: { type: "string" },
+      iters: { type: "string" },
+      help: { type: "boolean", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "deno task bench [--quick] [--cases matmul,conv,resnet,supcon] [--torch] [--slow-peers] [--no-tfjs] " +
+        "[--iters N] [--json out.json]",
+    );
+    return;
+  }
+  const groups = values.cases ? new Set(values.cases.split(",").map((s) => s.trim())) : null;
+  const g = await initDevice();
+  const env = await environment();
+  let tfjsModule: Tfjs | null = null;
+  let tfjsError: string | null = values["no-tfjs"] ? "disabled (--no-tfjs)" : null;
+  let tfjsInfo = "";
+  const tfjs = async (): Promise<Tfjs> => {
+    if (tfjsError) throw new Error(tfjsError);
+    if (!tfjsModule) {
+      try {
+        const m = await import("./peers/tfjs.ts");
+        const info = await m.initTfjs();
+        tfjsInfo = `tfjs-core ${info.version}, backend ${info.backend}, adapter ${info.adapter}`;
+        tfjsModule = m;
+      } catch (e) {
+        tfjsError = `TF.js unavailable: ${errorNote(e)}`;
+        throw e;
+      }
+    }
+    return tfjsModule;
+  };
+
+  const specs = buildSpecs(
+    {
+      quick: values.quick,
+      slowPeers: values["slow-peers"],
+      iters: values.iters ? Number(values.iters) : undefined,
+    },
+    tfjs,
+  ).filter((s) => !groups || groups.has(s.group));
+
+  console.error(`# ${env.date}  ours: ${g.report.name} (${g.report.isFallback ? "fallback" : "hardware"})`);
+  const results: CaseResult[] = [];
+  for (const spec of specs) {
+    const t0 = performance.now();
+    const result: CaseResult = {
+      id: spec.id,
+      group: spec.group,
+      label: spec.label,
+      flop: spec.flop,
+      results: {},
+      notes: {},
+    };
+    const cases: BenchCase[] = [];
+    const names: string[] = [];
+    try {
+      cases.push(spec.ours());
+      names.push("ours");
+    } catch (e) {
+      result.results.ours = null;
+      result.notes.ours = `not available: ${errorNote(e)}`;
+    }
+    if (spec.peerSkip) {
+      result.results.tfjs = null;
+      result.notes.tfjs = spec.peerSkip;
+    } else {
+      try {
+        cases.push(await spec.peer());
+        names.push("tfjs");
+      } catch (e) {
+        result.results.tfjs = null;
+        result.notes.tfjs = tfjsError ?? `not available: ${errorNote(e)}`;
+      }
+    }
+    if (cases.length) {
+      const { stats, errors } = await timeInterleaved(cases, {
+        warmup: 1,
+        iters: spec.iters,
+        minIters: Math.min(2, spec.iters),
+        budgetMs: spec.budgetMs,
+      });
+      names.forEach((name, j) => {
+        result.results[name] = stats[j];
+        if (errors[j]) result.notes[name] = `failed: ${errors[j]}`;
+      });
+      if (spec.check && names.length === 2 && !errors.some((e) => e)) {
+        try {
+          result.notes.check = await spec.check(cases[0], cases[1]);
+        } catch (e) {
+          result.notes.check = `check failed: ${errorNote(e)}`;
+        }
+      }
+      for (const c of cases) {
+        try {
+          c.dispose();
+        } catch { /* already reported */ }
+      }
+    }
+    results.push(result);
+    const secs = ((performance.now() - t0) / 1000).toFixed(1);
+    console.error(
+      `${spec.id}: ours ${fmtStats(result.results.ours)}, tfjs ${fmtStats(result.results.tfjs)} ms` +
+        `  [${secs} s]${
+          Object.values(result.notes).length ? "  " + Object.values(result.notes).join("; ") : ""
+        }`,
+    );
+  }
+
+  let torchInfo: Record<string, unknown> | null = null;
+  if (values.torch) {
+    const args = [...(values.quick ? ["--quick"] : []), ...(values.cases ? ["--cases", values.cases] : [])];
+    try {
+      const torch = await runTorch(args);
+      torchInfo = torch.info;
+      for (const r of results) {
+        const t = torch.results.get(r.id);
+        if (!t) {
+          r.results.torch = null;
+          r.notes.torch = "no PyTorch case";
+        } else if (t.error || t.median === undefined) {
+          r.results.torch = null;
+          r.notes.torch = `failed: ${t.error ?? "no result"}`;
+        } else {
+          r.results.torch = { median: t.median, min: t.min!, max: t.max!, samples: t.samples ?? [] };
+        }
+      }
+    } catch (e) {
+      torchInfo = { error: errorNote(e) };
+    }
+  }
+
+  const withTorch = values.torch;
+  const headers = ["case", "ours ms", "GFLOP/s", "TF.js WebGPU ms", "GFLOP/s", "ours/TF.js"];
+  if (withTorch) headers.push("PyTorch CPU ms", "GFLOP/s", "ours/PyTorch");
+  const rows = results.map((r) => {
+    const o = r.results.ours;
+    const p = r.results.tfjs;
+    const row = [
+      r.label,
+      fmtStats(o),
+      fmtGflops(r.flop, o),
+      fmtStats(p),
+      fmtGflops(r.flop, p),
+      fmtRatio(o, p),
+    ];
+    if (withTorch) {
+      const t = r.results.torch;
+      row.push(fmtStats(t), fmtGflops(r.flop, t), fmtRatio(o, t));
+    }
+    return row;
+  });
+  const align = headers.map((_, i) => (i === 0 ? "l" : "r") as "l" | "r");
+  const lines = [
+    `Date: ${env.date}. Deno ${env.deno} (V8 ${env.v8}), ${env.os}/${env.arch}, ${env.cpus ?? "?"} CPUs.`,
+    `Our engine: adapter ${g.report.name} (vendor ${g.report.vendor || "?"}, ${
+      g.report.isFallback ? "software/fallback" : "hardware"
+    }).`,
+    `TF.js: ${tfjsInfo || tfjsError || "not run"}.`,
+  ];
+  if (withTorch) lines.push(`PyTorch: ${JSON.stringify(torchInfo)}.`);
+  lines.push(
+    "Median (min–max) ms per iteration; each sample = k iterations + one scalar readback, divided by k.",
+    "Ratios are time ours/peer: below 1 our engine is faster. GFLOP/s from the stated FLOP counts (multiply-add = 2).",
+    "",
+    markdownTable(headers, rows, align),
+  );
+  const notes = results.flatMap((r) =>
+    Object.entries(r.notes).filter(([, v]) => v).map(([k, v]) => `- ${r.id} (${k}): ${v}`)
+  );
+  if (notes.length) lines.push("", "Notes:", ...notes);
+  console.log(lines.join("\n"));
+
+  if (values.json) {
+    await Deno.writeTextFile(
+      values.json,
+      JSON.stringify(
+        { env, ours: g.report.name, tfjs: tfjsInfo || tfjsError, torch: torchInfo, results },
+        null,
+        2,
+      ),
+    );
+    console.error(`wrote ${values.json}`);
+  }
+}
+
+if (import.meta.main) {
+  await main();
+  // TF.js and our engine each hold a GPUDevice; exit explicitly so no pending work keeps Deno alive.
+  Deno.exit(0);
+}
