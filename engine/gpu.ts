@@ -33,6 +33,29 @@ export interface GpuCounters {
   bindGroupsCreated: number;
 }
 
+/** Time spent in the dispatches of one kernel name while profiling (see `Gpu.profile`). */
+export interface KernelProfile {
+  /** Kernel name as given to `dispatch`. */
+  name: string;
+  /** Dispatches timed. */
+  count: number;
+  /** Total GPU milliseconds. */
+  ms: number;
+}
+
+/** What `Gpu.profileReport()` returns. */
+export interface ProfileReport {
+  /** Per kernel name, slowest first. */
+  kernels: KernelProfile[];
+  /** Sum of all timed dispatches (ms). */
+  dispatchMs: number;
+  /** Timestamp-query timing (true) or submit-per-dispatch host timing (false, coarse). */
+  timestamps: boolean;
+}
+
+/** Timestamp queries per query set (two per dispatch). */
+const PROFILE_QUERIES = 4096;
+
 const MAX_BIND_GROUPS_CACHED = 20000;
 const MAX_UNIFORMS_CACHED = 4096;
 
@@ -46,6 +69,13 @@ export class Gpu {
   poison = false;
   /** When true each dispatch is submitted on its own inside an error scope, so errors name the op. */
   debug = false;
+  /**
+   * Opt-in per-dispatch profiling. With the adapter's `timestamp-query` feature every dispatch gets
+   * its own compute pass with begin/end timestamps (still one submit per flush, plus a resolve); without
+   * it every dispatch is submitted alone and timed on the host from `onSubmittedWorkDone` (coarse).
+   * Collect with `await profileReport()`. Off by default: the normal path is unchanged.
+   */
+  profile = false;
   readonly counters: GpuCounters = {
     dispatches: 0,
     submits: 0,
@@ -63,6 +93,12 @@ export class Gpu {
   #nextBufferId = 1;
   #bindGroups = new Map<string, GPUBindGroup>();
   #uniforms = new Map<string, GPUBuffer>();
+  #profQuery: GPUQuerySet | null = null;
+  #profResolve: GPUBuffer | null = null;
+  #profNames: string[] = [];
+  #profPending: { names: string[]; staging: GPUBuffer }[] = [];
+  #profHost: Promise<[string, number]>[] = [];
+  #profHostLast = 0;
 
   constructor(handle: GpuDeviceHandle) {
     this.#handle = handle;
@@ -141,18 +177,108 @@ export class Gpu {
       throw new GpuError(`${spec.name}: workgroup count [${x}, ${y}, ${z}] outside 1..${max}`);
     }
     if (this.debug) this.device.pushErrorScope("validation");
+    const timed = this.profile && this.#timestamps();
+    if (timed && this.#profNames.length * 2 >= PROFILE_QUERIES) this.flush();
     const encoder = this.#encoderOpen();
+    if (timed) {
+      this.#endPass();
+      const k = this.#profNames.length;
+      this.#profNames.push(spec.name);
+      this.#pass = encoder.beginComputePass({
+        timestampWrites: {
+          querySet: this.#profQuery!,
+          beginningOfPassWriteIndex: 2 * k,
+          endOfPassWriteIndex: 2 * k + 1,
+        },
+      });
+    }
     if (!this.#pass) this.#pass = encoder.beginComputePass();
     this.#pass.setPipeline(kernel.pipeline);
     this.#pass.setBindGroup(0, bindGroup);
     this.#pass.dispatchWorkgroups(x, y, z);
+    if (timed) this.#endPass();
     this.counters.dispatches++;
     this.#opsSinceFlush.push(spec.name);
+    if (this.profile && !timed) this.#profileHost(spec.name);
     if (this.debug) {
       this.flush();
       const name = spec.name;
       this.#submitChecks.push(this.device.popErrorScope().then((e) => e ? `${name}: ${e.message}` : null));
     }
+  }
+
+  #timestamps(): boolean {
+    if (!this.device.features.has("timestamp-query")) return false;
+    if (!this.#profQuery) {
+      this.#profQuery = this.device.createQuerySet({ type: "timestamp", count: PROFILE_QUERIES });
+      this.#profResolve = this.device.createBuffer({
+        size: PROFILE_QUERIES * 8,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      });
+    }
+    return true;
+  }
+
+  /** Host-timed profiling: submit this dispatch alone; its time runs from the previous completion. */
+  #profileHost(name: string): void {
+    this.flush();
+    const submitted = performance.now();
+    this.#profHost.push(
+      this.device.queue.onSubmittedWorkDone().then(() => {
+        const done = performance.now();
+        const ms = done - Math.max(submitted, this.#profHostLast);
+        this.#profHostLast = done;
+        return [name, ms] as [string, number];
+      }),
+    );
+  }
+
+  /** Resolves the timestamps of the encoder about to be submitted into a staging buffer. */
+  #profileResolve(encoder: GPUCommandEncoder): void {
+    const names = this.#profNames;
+    if (!names.length) return;
+    this.#profNames = [];
+    const bytes = names.length * 16;
+    const staging = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
+    encoder.resolveQuerySet(this.#profQuery!, 0, names.length * 2, this.#profResolve!, 0);
+    encoder.copyBufferToBuffer(this.#profResolve!, 0, staging, 0, bytes);
+    this.#profPending.push({ names, staging });
+  }
+
+  /**
+   * Waits for the profiled work and returns GPU time per kernel name since the last report (or since
+   * `profile` was switched on). Submits pending work.
+   */
+  async profileReport(): Promise<ProfileReport> {
+    await this.sync();
+    const totals = new Map<string, KernelProfile>();
+    const add = (name: string, ms: number) => {
+      const e = totals.get(name) ?? { name, count: 0, ms: 0 };
+      e.count++;
+      e.ms += ms;
+      totals.set(name, e);
+    };
+    const pending = this.#profPending;
+    this.#profPending = [];
+    for (const { names, staging } of pending) {
+      await staging.mapAsync(GPUMapMode.READ);
+      const t = new BigUint64Array(staging.getMappedRange().slice(0));
+      staging.unmap();
+      staging.destroy();
+      names.forEach((name, k) => add(name, Number(t[2 * k + 1] - t[2 * k]) / 1e6));
+    }
+    const host = this.#profHost;
+    this.#profHost = [];
+    for (const [name, ms] of await Promise.all(host)) add(name, ms);
+    const kernels = [...totals.values()].sort((a, b) => b.ms - a.ms);
+    return {
+      kernels,
+      dispatchMs: kernels.reduce((s, k) => s + k.ms, 0),
+      timestamps: pending.length > 0 || host.length === 0,
+    };
   }
 
   #bindGroup(kernel: CompiledKernel, bindings: (BufferRange | GPUBuffer)[]): GPUBindGroup {
@@ -225,6 +351,7 @@ export class Gpu {
   flush(): void {
     if (!this.#encoder) return;
     this.#endPass();
+    if (this.#profNames.length) this.#profileResolve(this.#encoder);
     const ops = this.#opsSinceFlush;
     this.#opsSinceFlush = [];
     this.device.pushErrorScope("validation");

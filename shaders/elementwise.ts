@@ -107,13 +107,16 @@ export function broadcastIndexCode(out: readonly number[], inputs: readonly MapI
 
 /**
  * A kernel `out[i] = expr` over the output shape where each input named `v` is available in `expr` as
- * `v_val` (its broadcast element). `outType` is the output's WGSL element type.
+ * `v_val` (its broadcast element). `outType` is the output's WGSL element type. With `perInvocation`
+ * > 1 (only when every input has the output's shape, see `mapRun`) each invocation handles a run of
+ * that many consecutive elements: dispatch `ceil(n / perInvocation)` invocations.
  */
 export function mapCode(
   out: readonly number[],
   inputs: readonly MapInput[],
   expr: string,
   outType: "f32" | "i32" | "u32" = "f32",
+  perInvocation = 1,
 ): string {
   let n = 1;
   for (const d of out) n *= d;
@@ -121,6 +124,22 @@ export function mapCode(
     `@group(0) @binding(${j}) var<storage, read> ${x.name}: array<${x.dtype ?? "f32"}>;`
   );
   decls.push(`@group(0) @binding(${inputs.length}) var<storage, read_write> out: array<${outType}>;`);
+  if (perInvocation > 1) {
+    if (!inputs.every((x) => sameShape(x.shape, out))) {
+      throw new Error("mapCode: several elements per invocation need inputs of the output's shape");
+    }
+    // Every input is indexed like the output: a run of `perInvocation` elements, no index math.
+    const runLoads = inputs.map((x) => `    let ${x.name}_val = ${x.name}[e];`);
+    return `${decls.join("\n")}
+${flatMain(Math.ceil(n / perInvocation))}
+  let e0 = i * ${perInvocation}u;
+  let e1 = min(e0 + ${perInvocation}u, ${n}u);
+  for (var e = e0; e < e1; e = e + 1u) {
+${runLoads.join("\n")}
+    out[e] = ${expr};
+  }
+}`;
+  }
   const loads = inputs.map((x) => `  let ${x.name}_val = ${x.name}[${x.name}_idx];`);
   return `${decls.join("\n")}
 ${flatMain(n)}
@@ -128,6 +147,15 @@ ${broadcastIndexCode(out, inputs)}
 ${loads.join("\n")}
   out[i] = ${expr};
 }`;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, k) => d === b[k]);
+}
+
+/** Elements per invocation `mapCode` may use for these inputs: 4 when none is broadcast, else 1. */
+export function mapRun(out: readonly number[], inputs: readonly MapInput[]): number {
+  return inputs.every((x) => sameShape(x.shape, out)) ? 4 : 1;
 }
 
 /** WGSL for `x^p` of the f32 expression `x` with the literal exponent `p` (integers: sign-correct). */

@@ -9,7 +9,7 @@ import { gpu } from "../gpu.ts";
 import { type DType, empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { record } from "../autograd.ts";
 import { sumTo } from "./reduce.ts";
-import { broadcastShapes, mapCode, type MapInput, powExpr } from "../../shaders/elementwise.ts";
+import { broadcastShapes, mapCode, type MapInput, mapRun, powExpr } from "../../shaders/elementwise.ts";
 import { f32Lit, grid1d } from "../../shaders/common.ts";
 
 /** Records `out = expr(inputs)` over `shape`; `inputs` are bound in order, `out` last. */
@@ -23,10 +23,11 @@ function map(
   const out = empty(shape, dtype);
   if (out.size === 0) return out;
   const spec: MapInput[] = inputs.map(([n, t]) => ({ name: n, shape: t.shape, dtype: t.dtype }));
+  const run = mapRun(shape, spec);
   gpu().dispatch(
-    { name, code: mapCode(shape, spec, expr, dtype) },
+    { name, code: mapCode(shape, spec, expr, dtype, run) },
     [...inputs.map(([, t]) => t.range), out.range],
-    grid1d(out.size),
+    grid1d(Math.ceil(out.size / run)),
   );
   return out;
 }
@@ -39,10 +40,17 @@ function gradMap(
   expr: string,
   target: Tensor,
 ) {
+  // The gradient of an input of the output's shape that is the output gradient itself: no kernel
+  // (autograd aliases a tensor returned for several inputs).
+  if (expr === "g_val" && inputs.length === 1 && sameShape(target.shape, shape)) return inputs[0][1];
   const full = map(name, shape, inputs, expr);
   const reduced = sumTo(full, target.shape);
   if (reduced !== full) full.dispose();
   return reduced;
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((d, k) => d === b[k]);
 }
 
 type Binary = "add" | "sub" | "mul" | "div";
@@ -186,4 +194,22 @@ export function square(x: Tensor): Tensor {
 export function powScalar(x: Tensor, p: number): Tensor {
   const grad = p === 0 ? "0.0 * g_val" : `g_val * ${f32Lit(p)} * ${powExpr("x_val", p - 1, f32Lit)}`;
   return unary("powScalar", x, powExpr("x_val", p, f32Lit), grad);
+}
+
+/**
+ * `max(a + b, 0)` for two f32 tensors of one shape (a residual sum followed by ReLU) in one kernel.
+ * Backward is one kernel `g·[y > 0]` returned for both inputs (aliased); it reads the output, so the
+ * pre-activation sum is never stored.
+ */
+export function addRelu(a: Tensor, b: Tensor): Tensor {
+  checkF32("addRelu", a);
+  checkF32("addRelu", b);
+  if (!sameShape(a.shape, b.shape)) {
+    throw new ShapeError("addRelu", `shapes differ: ${fmtShape(a.shape)} and ${fmtShape(b.shape)}`);
+  }
+  const out = map("addRelu", a.shape, [["a", a], ["b", b]], "max(a_val + b_val, 0.0)");
+  return record("addRelu", [a, b], out, (g) => {
+    const gx = map("addRelu.backward", a.shape, [["g", g], ["y", out]], "select(0.0, g_val, y_val > 0.0)");
+    return [a.requiresGrad ? gx : null, b.requiresGrad ? gx : null];
+  });
 }

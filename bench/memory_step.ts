@@ -1,0 +1,164 @@
+/**
+ * Peak GPU memory of one ResNet-18 (CIFAR, 32×32) training step against what must be live.
+ *
+ * Must be live: parameters, gradients and momentum (3 × 4 bytes per parameter, plus the running BN
+ * buffers) and the activations saved for backward, counted from the model's shapes: the input image,
+ * every convolution's output (the input of a BatchNorm, needed for its statistics' gradient), every
+ * BN+ReLU output (the input of the next convolution, needed for its grad weight), every block output
+ * (the ReLU mask and the next block's input), the BN statistics and the pooled features. Forward
+ * results that no backward reads (the plain BN output and the pre-ReLU residual sum of each block)
+ * are not counted.
+ *
+ * The step runs as the trainer runs it (one `tidy` around forward, loss, backward, SGD); the pool's
+ * `peakTotalBytes` (live + pooled buffers: what the GPU holds) and `peakLiveBytes` are read after it.
+ * `--fused` patches each block's forward (in this script only) to use `addRelu` for the residual sum
+ * + ReLU, which drops one activation per block.
+ *
+ * Usage: deno run --allow-read --allow-write --allow-env bench/memory_step.ts [--runs 32:1,64:1,256:0.5]
+ *   [--fused] [--json out.json]
+ *
+ * @module
+ */
+import { gpu, initDevice } from "../engine/gpu.ts";
+import "../engine/autograd.ts";
+import { type Tensor, tensor } from "../engine/tensor.ts";
+import { tidy } from "../engine/scope.ts";
+import { crossEntropy } from "../engine/ops/loss.ts";
+import { addRelu } from "../engine/ops/elementwise.ts";
+import { SGD } from "../engine/optim/sgd.ts";
+import { ResNet18, resnetWidths } from "../models/resnet.ts";
+import { LinearClassifier } from "../models/classifier.ts";
+
+function arg(name: string, fallback: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
+}
+
+if (Deno.args.includes("--help")) {
+  console.log(
+    "deno run --allow-read --allow-write --allow-env bench/memory_step.ts [--runs 32:1,64:1,256:0.5] " +
+      "[--fused] [--json out.json]",
+  );
+  Deno.exit(0);
+}
+
+const RUNS = arg("runs", "32:1,64:1,256:0.5").split(",").map((r) => r.split(":").map(Number));
+const FUSED = Deno.args.includes("--fused");
+const JSON_OUT = arg("json", "");
+const MB = 2 ** 20;
+
+/** Bytes that must be live in a training step of the standard ResNet-18 at `batch` and `width`. */
+export function mustBeLive(batch: number, width: number, params: number, buffers: number) {
+  const [c1, c2, c3, c4] = resnetWidths(width);
+  const act = (c: number, hw: number) => batch * c * hw * hw * 4;
+  let activations = act(3, 32) + act(c1, 32) * 2; // input; stem conv out; stem BN+ReLU out
+  let stats = 4 * c1 * 4;
+  let inPlanes = c1;
+  let hw = 32;
+  [[c1, 1], [c2, 2], [c3, 2], [c4, 2]].forEach(([planes, stride]) => {
+    for (const s of [stride, 1]) {
+      hw = hw / s;
+      const shortcut = s !== 1 || inPlanes !== planes;
+      // conv1 out, BN1+ReLU out, conv2 out, block output; shortcut conv out.
+      activations += act(planes, hw) * (4 + (shortcut ? 1 : 0));
+      stats += 4 * planes * 4 * (2 + (shortcut ? 1 : 0));
+      inPlanes = planes;
+    }
+  });
+  activations += batch * c4 * 4; // pooled features (input of the classifier)
+  const state = params * 4 * 3 + buffers * 4;
+  return { state, activations: activations + stats, total: state + activations + stats };
+}
+
+function random(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+interface BlockLike {
+  conv1: { forward(x: Tensor): Tensor };
+  bn1: { forward(x: Tensor, relu?: boolean): Tensor };
+  conv2: { forward(x: Tensor): Tensor };
+  bn2: { forward(x: Tensor, relu?: boolean): Tensor };
+  shortcut: { forward(x: Tensor): Tensor } | null;
+  forward(x: Tensor): Tensor;
+}
+
+async function run(batch: number, width: number) {
+  const model = new ResNet18({ width, seed: 1 });
+  if (FUSED) {
+    for (const layer of model.layers) {
+      for (const b of (layer as unknown as { blocks: BlockLike[] }).blocks) {
+        b.forward = (x: Tensor) => {
+          const h = b.bn1.forward(b.conv1.forward(x), true);
+          const b2 = b.bn2.forward(b.conv2.forward(h));
+          return addRelu(b2, b.shortcut ? b.shortcut.forward(x) : x);
+        };
+      }
+    }
+  }
+  const head = new LinearClassifier(model.featureDim, 10, { seed: 2 });
+  const params = [...model.parameters(), ...head.parameters()];
+  const sgd = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+  const x = tensor(random(batch * 3 * 32 * 32, 7), [batch, 3, 32, 32]);
+  const labels = tensor(Array.from({ length: batch }, (_, i) => i % 10), [batch], { dtype: "i32" });
+  const nParams = params.reduce((s, p) => s + p.size, 0);
+  const nBuffers = model.buffers().reduce((s, p) => s + p.size, 0);
+  const need = mustBeLive(batch, width, nParams, nBuffers);
+  await gpu().sync();
+  gpu().pool.trim(); // start from live buffers only
+  gpu().pool.resetPeak();
+  const before = gpu().memory();
+  const t0 = performance.now();
+  tidy(() => {
+    const loss = crossEntropy(head.forward(model.forward(x)), labels);
+    sgd.zeroGrad();
+    loss.backward();
+    sgd.step();
+  });
+  await gpu().sync();
+  const ms = performance.now() - t0;
+  const after = gpu().memory();
+  // Input and labels are live before the step and counted in `need` (the input) already.
+  const result = {
+    batch,
+    width,
+    fused: FUSED,
+    stepMs: ms,
+    mustBeLiveMB: need.total / MB,
+    stateMB: need.state / MB,
+    activationsMB: need.activations / MB,
+    liveBeforeMB: before.liveBytes / MB,
+    peakLiveMB: after.peakLiveBytes / MB,
+    peakTotalMB: after.peakTotalBytes / MB,
+    ratioLive: after.peakLiveBytes / need.total,
+    ratioTotal: after.peakTotalBytes / need.total,
+  };
+  console.log(
+    `batch ${batch} width ${width}${FUSED ? " (addRelu)" : ""}: must be live ${
+      result.mustBeLiveMB.toFixed(1)
+    } MB ` +
+      `(state ${result.stateMB.toFixed(1)}, activations ${result.activationsMB.toFixed(1)}); peak live ` +
+      `${result.peakLiveMB.toFixed(1)} MB (×${result.ratioLive.toFixed(3)}), peak held ` +
+      `${result.peakTotalMB.toFixed(1)} MB (×${result.ratioTotal.toFixed(3)}); step ${
+        (ms / 1000).toFixed(1)
+      } s`,
+  );
+  x.dispose();
+  labels.dispose();
+  sgd.dispose();
+  for (const t of [...params, ...model.buffers()]) t.dispose();
+  await gpu().sync();
+  gpu().pool.trim();
+  return result;
+}
+
+await initDevice();
+const results = [];
+for (const [batch, width] of RUNS) results.push(await run(batch, width));
+if (JSON_OUT) await Deno.writeTextFile(JSON_OUT, JSON.stringify(results, null, 2));

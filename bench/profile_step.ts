@@ -1,0 +1,178 @@
+/**
+ * Profile of one ResNet-18 (CIFAR, 32×32) training step: forward, cross-entropy, backward and an SGD
+ * update (momentum 0.9, weight decay 5e-4) recorded as one submit, as the trainer does.
+ *
+ * For each batch size: warm-up steps (pipeline compilation), then `--steps` unprofiled steps each
+ * followed by `await gpu().sync()` (median wall time and process CPU time per core), then one step
+ * with `gpu().profile = true` (per-dispatch GPU timestamps), printed by kernel family (conv forward /
+ * grad input / grad weight per layer shape, BN forward / backward, ReLU / add, pooling, loss, SGD,
+ * copies) against the unprofiled step.
+ *
+ * Usage: deno run --allow-read --allow-write --allow-env bench/profile_step.ts [--batch 8,32]
+ *   [--width 1] [--steps 3] [--top 0] [--json out.json]
+ *
+ * @module
+ */
+import process from "node:process";
+import { gpu, initDevice } from "../engine/gpu.ts";
+import "../engine/autograd.ts";
+import { tensor } from "../engine/tensor.ts";
+import { tidy } from "../engine/scope.ts";
+import { crossEntropy } from "../engine/ops/loss.ts";
+import { SGD } from "../engine/optim/sgd.ts";
+import { ResNet18 } from "../models/resnet.ts";
+import { LinearClassifier } from "../models/classifier.ts";
+
+function arg(name: string, fallback: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
+}
+
+if (Deno.args.includes("--help")) {
+  console.log(
+    "deno run --allow-read --allow-write --allow-env bench/profile_step.ts [--batch 8,32] [--width 1] " +
+      "[--steps 3] [--top 0] [--json out.json]",
+  );
+  Deno.exit(0);
+}
+
+const BATCHES = arg("batch", "8,32").split(",").map(Number);
+const WIDTH = Number(arg("width", "1"));
+const STEPS = Number(arg("steps", "3"));
+const TOP = Number(arg("top", "0"));
+const JSON_OUT = arg("json", "");
+const CORES = navigator.hardwareConcurrency;
+
+function random(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}
+
+/** Kernel family of a dispatch name (conv names carry their layer shape). */
+export function family(name: string): string {
+  if (name.startsWith("conv2d.")) {
+    const m = /^conv2d\.(\w+)(?:\.\w+)?\s*(.*)$/.exec(name);
+    const pass = m?.[1] ?? name;
+    const kind = pass === "forward"
+      ? "fwd"
+      : pass === "gradInput" || pass === "weightToCTapO"
+      ? "dx"
+      : pass === "gradWeight"
+      ? "dw"
+      : pass;
+    return `conv ${kind} ${m?.[2] ?? ""}`.trim();
+  }
+  if (name.startsWith("batchNorm")) return name.includes("backward") ? "BN bwd" : "BN fwd";
+  if (/^(relu|add|addRelu)/.test(name)) return name.includes("backward") ? "relu/add bwd" : "relu/add fwd";
+  if (/pool|mean|sum/i.test(name)) return "pool/reduce";
+  if (/crossEntropy|softmax|loss/i.test(name)) return "loss";
+  if (/sgd/i.test(name)) return "sgd";
+  if (/linear|matmul/i.test(name)) return "linear";
+  if (/fill|copy|clear|add(Same|Into)/.test(name)) return "copies/fills/grad-accum";
+  return name;
+}
+
+interface BatchResult {
+  batch: number;
+  width: number;
+  stepMs: number;
+  stepCpuMsPerCore: number;
+  profiledDispatchMs: number;
+  dispatches: number;
+  families: { family: string; ms: number; count: number }[];
+}
+
+async function profileBatch(batch: number): Promise<BatchResult> {
+  const model = new ResNet18({ width: WIDTH, seed: 1 });
+  const head = new LinearClassifier(model.featureDim, 10, { seed: 2 });
+  const sgd = new SGD([...model.parameters(), ...head.parameters()], {
+    lr: 0.01,
+    momentum: 0.9,
+    weightDecay: 5e-4,
+  });
+  const x = tensor(random(batch * 3 * 32 * 32, 7), [batch, 3, 32, 32]);
+  const labels = tensor(Array.from({ length: batch }, (_, i) => i % 10), [batch], { dtype: "i32" });
+  const step = () =>
+    tidy(() => {
+      const loss = crossEntropy(head.forward(model.forward(x)), labels);
+      sgd.zeroGrad();
+      loss.backward();
+      sgd.step();
+    });
+  for (let i = 0; i < 2; i++) {
+    step();
+    await gpu().sync();
+  }
+  const wall: number[] = [];
+  const cpu: number[] = [];
+  for (let i = 0; i < STEPS; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    step();
+    await gpu().sync();
+    wall.push(performance.now() - t0);
+    const used = process.cpuUsage(c0);
+    cpu.push((used.user + used.system) / 1000 / CORES);
+  }
+  const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
+  const g = gpu();
+  await g.profileReport(); // drop anything recorded before
+  g.profile = true;
+  const d0 = g.counters.dispatches;
+  step();
+  const report = await g.profileReport();
+  g.profile = false;
+  const dispatches = g.counters.dispatches - d0;
+  const fam = new Map<string, { family: string; ms: number; count: number }>();
+  for (const k of report.kernels) {
+    const f = family(k.name);
+    const e = fam.get(f) ?? { family: f, ms: 0, count: 0 };
+    e.ms += k.ms;
+    e.count += k.count;
+    fam.set(f, e);
+  }
+  const families = [...fam.values()].sort((a, b) => b.ms - a.ms);
+  const stepMs = median(wall);
+  console.log(
+    `\nResNet-18 width ${WIDTH}, batch ${batch}: step ${stepMs.toFixed(1)} ms wall (median of ${STEPS}), ` +
+      `${median(cpu).toFixed(1)} ms CPU per core; profiled dispatch sum ${report.dispatchMs.toFixed(1)} ms ` +
+      `over ${dispatches} dispatches (${report.timestamps ? "GPU timestamps" : "host timing"})`,
+  );
+  for (const f of families) {
+    const pct = (100 * f.ms / report.dispatchMs).toFixed(1);
+    console.log(
+      `  ${f.family.padEnd(40)} ${f.ms.toFixed(2).padStart(9)} ms ${pct.padStart(5)}%  ×${f.count}`,
+    );
+  }
+  if (TOP > 0) {
+    console.log(`  top ${TOP} kernels:`);
+    for (const k of report.kernels.slice(0, TOP)) {
+      console.log(`    ${k.name.padEnd(50)} ${k.ms.toFixed(2).padStart(9)} ms ×${k.count}`);
+    }
+  }
+  x.dispose();
+  labels.dispose();
+  sgd.dispose();
+  for (const p of [...model.parameters(), ...head.parameters()]) p.dispose();
+  await g.sync();
+  return {
+    batch,
+    width: WIDTH,
+    stepMs,
+    stepCpuMsPerCore: median(cpu),
+    profiledDispatchMs: report.dispatchMs,
+    dispatches,
+    families,
+  };
+}
+
+await initDevice();
+console.log(`adapter: ${gpu().report.name}; cores ${CORES}`);
+const results: BatchResult[] = [];
+for (const b of BATCHES) results.push(await profileBatch(b));
+if (JSON_OUT) await Deno.writeTextFile(JSON_OUT, JSON.stringify(results, null, 2));
