@@ -53,6 +53,7 @@ export class BufferPool {
   #pooledBytes = 0;
   #created = 0;
   #peakTotal = 0;
+  #order = new WeakMap<GPUBuffer, number>();
   /** Called when the pool destroys buffers, so caches keyed by buffer identity can drop them. */
   onDestroy: (() => void) | null = null;
 
@@ -66,18 +67,28 @@ export class BufferPool {
    */
   acquire(bytes: number, forUpload: boolean): GPUBuffer {
     const size = sizeClass(bytes);
-    let buffer = this.#reusableAfterSubmit.get(size)?.pop();
-    if (!buffer && !forUpload) buffer = this.#reusableNow.get(size)?.pop();
+    let buffer = this.#takeOldest(this.#reusableAfterSubmit.get(size));
+    if (!buffer && !forUpload) buffer = this.#takeOldest(this.#reusableNow.get(size));
     if (buffer) {
       this.#pooledBytes -= size;
     } else {
       buffer = this.#device.createBuffer({ size, usage: STORAGE_USAGE });
-      this.#created++;
+      this.#order.set(buffer, this.#created++);
     }
     this.#live.add(buffer);
     this.#liveBytes += size;
     this.#peakLive = Math.max(this.#peakLive, this.#liveBytes);
     this.#peakTotal = Math.max(this.#peakTotal, this.#liveBytes + this.#pooledBytes);
+    return buffer;
+  }
+
+  #takeOldest(list: GPUBuffer[] | undefined): GPUBuffer | undefined {
+    if (!list || list.length === 0) return undefined;
+    let best = 0;
+    for (let i = 1; i < list.length; i++) {
+      if (this.#order.get(list[i])! < this.#order.get(list[best])!) best = i;
+    }
+    const [buffer] = list.splice(best, 1);
     return buffer;
   }
 

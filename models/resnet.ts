@@ -16,7 +16,7 @@ import type { Tensor } from "../engine/tensor.ts";
 import { ShapeError } from "../engine/tensor.ts";
 import { conv2d } from "../engine/ops/conv.ts";
 import { batchNorm2d, batchNormRelu2d } from "../engine/ops/batchnorm.ts";
-import { add, relu } from "../engine/ops/elementwise.ts";
+import { add, addRelu } from "../engine/ops/elementwise.ts";
 import { globalAvgPool } from "../engine/ops/pool.ts";
 import { Module } from "./module.ts";
 import type { Rng } from "../data/sampler.ts";
@@ -152,7 +152,7 @@ class BasicBlock extends Module implements Block {
     const h = this.bn1.forward(this.conv1.forward(x), true);
     const b2 = this.bn2.forward(this.conv2.forward(h));
     const s = this.shortcut ? this.shortcut.forward(x) : x;
-    return relu(add(b2, s));
+    return addRelu(b2, s); // fused: the pre-ReLU sum is never stored
   }
 }
 
