@@ -88,6 +88,7 @@ export class Gpu {
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
   #opsSinceFlush: string[] = [];
+  #stagingInFlight: GPUBuffer[] = [];
   #submitChecks: Promise<string | null>[] = [];
   #bufferIds = new WeakMap<GPUBuffer, number>();
   #nextBufferId = 1;
@@ -324,15 +325,44 @@ export class Gpu {
   }
 
   /**
-   * Writes host data into a range. If recorded work is pending it is submitted first, so the write
-   * can never overtake a dispatch recorded before it (queue writes run before the pending encoder).
+   * Writes host data into a range, ordered with the recorded work and without submitting it: the
+   * bytes go to a small mapped staging buffer and a copy is recorded into the pending encoder, so
+   * dispatches recorded before the write read the old contents and those after it the new ones.
+   * Training steps use this for batch indices and the learning rate (no extra submit per step).
    */
   write(range: BufferRange, data: ArrayBufferView): void {
     this.checkAlive();
     if (data.byteLength !== range.size) {
       throw new GpuError(`write: ${data.byteLength} bytes of data for a ${range.size}-byte tensor`);
     }
-    if (this.#encoder) this.flush();
+    if (!this.#encoder) {
+      // Nothing recorded: a queue write is ordered before the next encoder anyway, and needs no staging.
+      this.writeNow(range, data);
+      return;
+    }
+    const size = Math.ceil(data.byteLength / 4) * 4;
+    const staging = this.device.createBuffer({
+      size,
+      usage: GPUBufferUsage.COPY_SRC,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(staging.getMappedRange()).set(
+      new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+    );
+    staging.unmap();
+    const encoder = this.#encoderOpen();
+    this.#endPass();
+    encoder.copyBufferToBuffer(staging, 0, range.buffer, range.offset, size);
+    this.#opsSinceFlush.push("write");
+    this.#stagingInFlight.push(staging);
+  }
+
+  /**
+   * Writes host data with `queue.writeBuffer`, which runs before any recorded-but-unsubmitted work:
+   * only for buffers no pending dispatch uses (fresh uploads take such buffers from the pool).
+   */
+  writeNow(range: BufferRange, data: ArrayBufferView): void {
+    this.checkAlive();
     this.device.queue.writeBuffer(
       range.buffer,
       range.offset,
@@ -357,6 +387,8 @@ export class Gpu {
     this.device.pushErrorScope("validation");
     this.device.pushErrorScope("out-of-memory");
     this.device.queue.submit([this.#encoder.finish()]);
+    // Staging buffers of ordered writes: destroying after submit is safe (freed once the work is done).
+    for (const b of this.#stagingInFlight.splice(0)) b.destroy();
     const oom = this.device.popErrorScope();
     const validation = this.device.popErrorScope();
     this.#submitChecks.push(

@@ -272,13 +272,14 @@ export function tensor(data: TensorData, shape?: readonly number[], options: Ten
   const g = gpu();
   const range = g.allocate(host.byteLength, true);
   const t = new Tensor(finalShape, dtype, new Storage(range, true));
-  if (host.byteLength > 0) g.write({ ...range, size: host.byteLength }, host);
+  // The buffer came from the upload free list (no pending dispatch uses it): a queue write is safe.
+  if (host.byteLength > 0) g.writeNow({ ...range, size: host.byteLength }, host);
   t.requiresGrad = options.requiresGrad ?? false;
   if (options.name) t.name = options.name;
   return t;
 }
 
-/** Overwrites a tensor's contents with host data (submitting pending work first, so order holds). */
+/** Overwrites a tensor's contents with host data, ordered with the recorded work (no submit). */
 export function writeTensor(t: Tensor, data: ArrayLike<number>): void {
   if (data.length !== t.size) {
     throw new ShapeError("writeTensor", `${data.length} values for a tensor of shape ${fmtShape(t.shape)}`);

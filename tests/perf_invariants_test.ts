@@ -6,7 +6,8 @@
  */
 import assert, { strictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
 import { assertClose, gpuTest, randomArray, setup } from "./util.ts";
-import { tensor } from "../engine/tensor.ts";
+import { tensor, writeTensor } from "../engine/tensor.ts";
+import { polynomialLr } from "../engine/optim/schedule.ts";
 import { tidy } from "../engine/scope.ts";
 import { crossEntropy } from "../engine/ops/loss.ts";
 import { addRelu } from "../engine/ops/elementwise.ts";
@@ -25,16 +26,20 @@ Deno.test({
     const sgd = new SGD(params, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });
     const x = tensor(Float32Array.from(randomArray(2 * 3 * 32 * 32, 1)), [2, 3, 32, 32]);
     const labels = tensor([1, 7], [2], { dtype: "i32" });
+    let t = 0;
     const step = () => {
+      t++;
+      // A new batch and a new learning rate every step, as in training: both are ordered writes.
+      writeTensor(labels, [t % 10, (t + 3) % 10]);
       tidy(() => {
         const loss = crossEntropy(head.forward(model.forward(x)), labels);
         sgd.zeroGrad();
         loss.backward();
-        sgd.step();
+        sgd.step(polynomialLr(0.05, t, 100, 5));
       });
       g.flush();
     };
-    // Step 1 compiles pipelines; SGD writes (lr, firstStep) on steps 1 and 2 (one extra submit each).
+    // Step 1 compiles pipelines and sets up the momentum state; step 2 is the first regular step.
     for (let s = 0; s < 2; s++) {
       step();
       await g.sync();

@@ -40,7 +40,7 @@ export function uploadImages(u8: Uint8Array, shape: readonly [number, number, nu
   const g = gpu();
   const range = g.allocate(bytes.byteLength, true);
   const t = new Tensor([n, c, h, w4], "u32", new Storage(range, true));
-  g.write({ ...range, size: bytes.byteLength }, new Uint32Array(bytes.buffer));
+  g.writeNow({ ...range, size: bytes.byteLength }, new Uint32Array(bytes.buffer)); // fresh upload buffer
   imageShapes.set(t, [n, c, h, w]);
   return t;
 }

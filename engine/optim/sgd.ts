@@ -11,8 +11,7 @@
  * The learning rate lives in a 16-byte storage buffer `(lr, firstStep, 0, 0)` written with
  * `gpu().write` only when it changes, so a scheduled rate never compiles a new pipeline and never
  * grows the uniform cache (`gpu().uniform` caches by content: one buffer per distinct rate). The write
- * submits the recorded work first (a submit, no wait), so a step with a new rate costs one extra
- * submit.
+ * is recorded in order with the step's dispatches (a staged copy), so it costs no extra submit.
  *
  * @module
  */
