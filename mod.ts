@@ -24,9 +24,19 @@
 
 // Device, tensors, autograd, ownership
 export { type AdapterReport, type DeviceOptions, GpuError } from "./engine/device.ts";
-export { type BufferRange, type Gpu, gpu, type GpuCounters, hasDevice, initDevice } from "./engine/gpu.ts";
-export type { PoolStats } from "./engine/buffer_pool.ts";
-export type { KernelSpec } from "./engine/kernel.ts";
+export {
+  type BufferRange,
+  Gpu,
+  gpu,
+  type GpuCounters,
+  hasDevice,
+  initDevice,
+  type KernelProfile,
+  type ProfileReport,
+} from "./engine/gpu.ts";
+export type { GpuDeviceHandle } from "./engine/device.ts";
+export { BufferPool, type PoolStats, sizeClass } from "./engine/buffer_pool.ts";
+export { type CompiledKernel, type KernelSpec, PipelineCache } from "./engine/kernel.ts";
 export {
   type DType,
   empty,
@@ -47,6 +57,7 @@ export { keep, TensorScope, tidy } from "./engine/scope.ts";
 export { addInto, copyInto, fill } from "./engine/ops/core.ts";
 export {
   add,
+  addRelu,
   addScalar,
   clampMin,
   div,

@@ -57,6 +57,7 @@ export class BufferPool {
   /** Called when the pool destroys buffers, so caches keyed by buffer identity can drop them. */
   onDestroy: (() => void) | null = null;
 
+  /** A pool allocating from `device`. */
   constructor(device: GPUDevice) {
     this.#device = device;
   }

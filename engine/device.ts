@@ -55,7 +55,9 @@ export interface DeviceOptions {
 
 /** A device together with the adapter report and device-level error state. */
 export interface GpuDeviceHandle {
+  /** The device. */
   device: GPUDevice;
+  /** The adapter report read before the device was requested. */
   report: AdapterReport;
   /** Set when the device was lost; every later operation throws it. */
   lostReason: string | null;

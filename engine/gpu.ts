@@ -17,6 +17,7 @@ import { type CompiledKernel, type KernelSpec, PipelineCache } from "./kernel.ts
 
 /** A buffer range bound to one binding of a kernel. */
 export interface BufferRange {
+  /** The GPU buffer. */
   buffer: GPUBuffer;
   /** Byte offset (a multiple of 256). */
   offset: number;
@@ -26,10 +27,15 @@ export interface BufferRange {
 
 /** Counters for tests and benchmarks. */
 export interface GpuCounters {
+  /** Dispatches recorded. */
   dispatches: number;
+  /** Command buffers submitted. */
   submits: number;
+  /** Host readbacks (each waits for the GPU). */
   readbacks: number;
+  /** Distinct pipelines compiled. */
   pipelines: number;
+  /** Bind groups created (cached ones are not counted again). */
   bindGroupsCreated: number;
 }
 
@@ -61,9 +67,13 @@ const MAX_UNIFORMS_CACHED = 4096;
 
 /** The engine's GPU context: device, buffer pool, pipeline and bind-group caches, command recording. */
 export class Gpu {
+  /** The WebGPU device. */
   readonly device: GPUDevice;
+  /** What the adapter is (name, fallback or not, limits, features). */
   readonly report: AdapterReport;
+  /** The storage-buffer pool. */
   readonly pool: BufferPool;
+  /** The compiled-pipeline cache. */
   readonly pipelines: PipelineCache;
   /** When true every new tensor is filled with NaN (or 0x7fffffff) so unwritten elements show in tests. */
   poison = false;
@@ -76,6 +86,7 @@ export class Gpu {
    * Collect with `await profileReport()`. Off by default: the normal path is unchanged.
    */
   profile = false;
+  /** Counts of dispatches, submits, readbacks, pipelines and bind groups since creation. */
   readonly counters: GpuCounters = {
     dispatches: 0,
     submits: 0,
@@ -101,6 +112,7 @@ export class Gpu {
   #profHost: Promise<[string, number]>[] = [];
   #profHostLast = 0;
 
+  /** Internal: use `initDevice()`. */
   constructor(handle: GpuDeviceHandle) {
     this.#handle = handle;
     this.device = handle.device;

@@ -18,9 +18,13 @@ export interface KernelSpec {
 
 /** A pipeline and the identity used in bind-group cache keys. */
 export interface CompiledKernel {
+  /** Identity in bind-group cache keys. */
   id: number;
+  /** The kernel's name (from its spec). */
   name: string;
+  /** The compute pipeline. */
   pipeline: GPUComputePipeline;
+  /** Layout of bind group 0. */
   layout: GPUBindGroupLayout;
 }
 
@@ -32,6 +36,7 @@ export class PipelineCache {
   /** Pending checks of pipeline creation, resolved at the next synchronisation. */
   pendingChecks: Promise<string | null>[] = [];
 
+  /** A cache compiling on `device`. */
   constructor(device: GPUDevice) {
     this.#device = device;
   }
