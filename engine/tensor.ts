@@ -81,6 +81,7 @@ export class Tensor {
   #elementOffset: number;
   #grad: Tensor | undefined;
   #disposed = false;
+  #released = false;
 
   /** Internal: use `tensor()`, `zeros()` or an op to create tensors. */
   constructor(shape: readonly number[], dtype: DType, storage: Storage, elementOffset = 0) {
@@ -109,6 +110,12 @@ export class Tensor {
   get range(): BufferRange {
     if (this.#disposed) {
       throw new ShapeError("tensor", `tensor #${this.id} ${fmtShape(this.shape)} was disposed`);
+    }
+    if (this.#released) {
+      throw new ShapeError(
+        "tensor",
+        `the data of tensor #${this.id} ${fmtShape(this.shape)} was released after use`,
+      );
     }
     const base = this.#storage.range;
     return {
@@ -174,11 +181,22 @@ export class Tensor {
     return new Tensor(this.shape, this.dtype, this.#storage.retain(), this.#elementOffset);
   }
 
+  /**
+   * Frees this tensor's GPU data early but keeps its autograd node, for an intermediate that no
+   * backward rule reads (e.g. a batch-norm output consumed only by `addRelu`, whose backward reads its
+   * own output). Gradients still flow through it; reading its data afterwards throws.
+   */
+  releaseData(): void {
+    if (this.#disposed || this.#released) return;
+    this.#released = true;
+    this.#storage.release();
+  }
+
   /** Releases this tensor's reference to its GPU buffer. Safe to call twice. */
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    this.#storage.release();
+    if (!this.#released) this.#storage.release();
     if (this.#grad) {
       this.#grad.dispose();
       this.#grad = undefined;

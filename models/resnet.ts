@@ -152,7 +152,12 @@ class BasicBlock extends Module implements Block {
     const h = this.bn1.forward(this.conv1.forward(x), true);
     const b2 = this.bn2.forward(this.conv2.forward(h));
     const s = this.shortcut ? this.shortcut.forward(x) : x;
-    return addRelu(b2, s); // fused: the pre-ReLU sum is never stored
+    const out = addRelu(b2, s); // fused: the pre-ReLU sum is never stored
+    // No backward reads these BN outputs (addRelu's reads `out`, batch norm's reads its input):
+    // free their memory now, keeping their autograd nodes.
+    b2.releaseData();
+    if (s !== x) s.releaseData();
+    return out;
   }
 }
 

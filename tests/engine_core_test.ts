@@ -187,3 +187,23 @@ Deno.test({
     x.dispose();
   },
 });
+
+Deno.test({
+  name: "releaseData frees an intermediate early, keeps its autograd node, and refuses later reads",
+  ...gpuTest,
+  async fn() {
+    const g = await setup();
+    const x = tensor([1, 2, 3], [3], { requiresGrad: true });
+    const live = g.memory().liveBuffers;
+    const y = twice(x); // twice's backward does not read y
+    const z = twice(y);
+    y.releaseData();
+    assert.equal(g.memory().liveBuffers, live + 1, "y's buffer went back to the pool");
+    assert.throws(() => y.range, /was released after use/);
+    z.backward(fill([3], 1));
+    assert.deepEqual([...await x.grad!.toArray()], [4, 4, 4]);
+    y.dispose(); // no double release
+    z.dispose();
+    x.dispose();
+  },
+});
