@@ -11,20 +11,19 @@
  *
  * The step runs as the trainer runs it (one `tidy` around forward, loss, backward, SGD); the pool's
  * `peakTotalBytes` (live + pooled buffers: what the GPU holds) and `peakLiveBytes` are read after it.
- * `--fused` patches each block's forward (in this script only) to use `addRelu` for the residual sum
- * + ReLU, which drops one activation per block.
+ * The model's blocks use the fused `addRelu` and release their BN outputs after it
+ * (`Tensor#releaseData`), so neither is held during backward.
  *
  * Usage: deno run --allow-read --allow-write --allow-env bench/memory_step.ts [--runs 32:1,64:1,256:0.5]
- *   [--fused] [--json out.json]
+ *   [--json out.json]
  *
  * @module
  */
 import { gpu, initDevice } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
-import { type Tensor, tensor } from "../engine/tensor.ts";
+import { tensor } from "../engine/tensor.ts";
 import { tidy } from "../engine/scope.ts";
 import { crossEntropy } from "../engine/ops/loss.ts";
-import { addRelu } from "../engine/ops/elementwise.ts";
 import { SGD } from "../engine/optim/sgd.ts";
 import { ResNet18, resnetWidths } from "../models/resnet.ts";
 import { LinearClassifier } from "../models/classifier.ts";
@@ -37,13 +36,12 @@ function arg(name: string, fallback: string): string {
 if (Deno.args.includes("--help")) {
   console.log(
     "deno run --allow-read --allow-write --allow-env bench/memory_step.ts [--runs 32:1,64:1,256:0.5] " +
-      "[--fused] [--json out.json]",
+      "[--json out.json]",
   );
   Deno.exit(0);
 }
 
 const RUNS = arg("runs", "32:1,64:1,256:0.5").split(",").map((r) => r.split(":").map(Number));
-const FUSED = Deno.args.includes("--fused");
 const JSON_OUT = arg("json", "");
 const MB = 2 ** 20;
 
@@ -80,28 +78,8 @@ function random(n: number, seed: number): Float32Array {
   return out;
 }
 
-interface BlockLike {
-  conv1: { forward(x: Tensor): Tensor };
-  bn1: { forward(x: Tensor, relu?: boolean): Tensor };
-  conv2: { forward(x: Tensor): Tensor };
-  bn2: { forward(x: Tensor, relu?: boolean): Tensor };
-  shortcut: { forward(x: Tensor): Tensor } | null;
-  forward(x: Tensor): Tensor;
-}
-
 async function run(batch: number, width: number) {
   const model = new ResNet18({ width, seed: 1 });
-  if (FUSED) {
-    for (const layer of model.layers) {
-      for (const b of (layer as unknown as { blocks: BlockLike[] }).blocks) {
-        b.forward = (x: Tensor) => {
-          const h = b.bn1.forward(b.conv1.forward(x), true);
-          const b2 = b.bn2.forward(b.conv2.forward(h));
-          return addRelu(b2, b.shortcut ? b.shortcut.forward(x) : x);
-        };
-      }
-    }
-  }
   const head = new LinearClassifier(model.featureDim, 10, { seed: 2 });
   const params = [...model.parameters(), ...head.parameters()];
   const sgd = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
@@ -128,7 +106,6 @@ async function run(batch: number, width: number) {
   const result = {
     batch,
     width,
-    fused: FUSED,
     stepMs: ms,
     mustBeLiveMB: need.total / MB,
     stateMB: need.state / MB,
@@ -140,9 +117,7 @@ async function run(batch: number, width: number) {
     ratioTotal: after.peakTotalBytes / need.total,
   };
   console.log(
-    `batch ${batch} width ${width}${FUSED ? " (addRelu)" : ""}: must be live ${
-      result.mustBeLiveMB.toFixed(1)
-    } MB ` +
+    `batch ${batch} width ${width}: must be live ${result.mustBeLiveMB.toFixed(1)} MB ` +
       `(state ${result.stateMB.toFixed(1)}, activations ${result.activationsMB.toFixed(1)}); peak live ` +
       `${result.peakLiveMB.toFixed(1)} MB (×${result.ratioLive.toFixed(3)}), peak held ` +
       `${result.peakTotalMB.toFixed(1)} MB (×${result.ratioTotal.toFixed(3)}); step ${
