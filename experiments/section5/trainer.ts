@@ -129,7 +129,7 @@ export interface TrainHooks {
   onEval?(metrics: EvalMetrics): void;
   /**
    * Polled after every step: returning true stops the run like SIGINT (the step is finished, a
-   * checkpoint is written and trainRun returns with status "interrupted").
+   * checkpoint is written and trainRun returns with status "stopped").
    */
   shouldStop?(step: number): boolean;
   /**
@@ -155,8 +155,11 @@ export interface FinishContext {
 
 /** Result of {@link trainRun}. */
 export interface TrainResult {
-  /** "completed" (all iterations and the evaluation) or "interrupted" (signal or hook; resumable). */
-  status: "completed" | "interrupted";
+  /**
+   * "completed" (all iterations and the evaluation), "interrupted" (SIGINT/SIGTERM; resumable) or
+   * "stopped" (`hooks.shouldStop` asked for it, e.g. a random-label run that fitted; also resumable).
+   */
+  status: "completed" | "interrupted" | "stopped";
   /** The run folder. */
   outDir: string;
   /** Completed iterations. */
@@ -690,7 +693,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
         progress.tick(1);
         await throttle.tick();
 
-        const stop = stopSignal !== null || (hooks.shouldStop?.(step) ?? false);
+        let stop = stopSignal !== null || (hooks.shouldStop?.(step) ?? false);
         const logNow = step % M === 0 || step === T;
         const ckptNow = config.checkpointEvery > 0 && step % config.checkpointEvery === 0 && step < T;
         const evalNow = config.evalEvery > 0 && step % config.evalEvery === 0 && step < T;
@@ -730,6 +733,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
             if (config.corruption > 0) row.train_error_clean = m.trainErrorClean;
             row.test_error = m.testError;
             if (m.probeLoss !== undefined) row.probe_loss = m.probeLoss;
+            // The hook may ask to stop because of this very evaluation (e.g. a random-label run fitted).
+            if (!stop && (hooks.shouldStop?.(step) ?? false)) stop = true;
           }
           if (logNow || evalNow) {
             logRow(row);
@@ -741,7 +746,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
           if (ckptNow || stop) await writeCheckpoint(false);
         }
         if (stop) {
-          status = "interrupted";
+          status = stopSignal !== null ? "interrupted" : "stopped";
           break;
         }
       }
