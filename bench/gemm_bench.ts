@@ -1,6 +1,6 @@
 /**
  * GEMM-family benchmark: matmul 1024³, [b,512]·[512,b] for b = 256, 1024, and every distinct
- * ResNet-18 (CIFAR) convolution on 32×32 inputs at batch 8 (forward, grad input, grad weight).
+ * ResNet-18 (CIFAR) convolution on 32×32 inputs at batch 8 or `--batch` (forward, grad input, grad weight).
  *
  * Each case is warmed up (pipeline compilation) and synced, then timed as `--samples` samples of
  * `--k` calls followed by one `await gpu().sync()`; the median per-call time gives GFLOP/s
@@ -9,7 +9,7 @@
  * the core count is reported too ("per N CPU cores").
  *
  * Usage: deno run --allow-read --allow-write --allow-env bench/gemm_bench.ts [--k 3] [--samples 5]
- *   [--only matmul|conv] [--tiling register|shared] [--json out.json]
+ *   [--only matmul|conv] [--tiling register|shared] [--batch 8] [--filter substring] [--json out.json]
  */
 import { gpu, initDevice } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
@@ -35,6 +35,8 @@ const SAMPLES = Number(arg("samples", "5"));
 const ONLY = arg("only", "");
 const TILING = arg("tiling", "");
 const JSON_OUT = arg("json", "");
+const BATCH = Number(arg("batch", "8"));
+const FILTER = arg("filter", "");
 
 function random(n: number, seed: number): Float32Array {
   let s = seed >>> 0;
@@ -116,7 +118,7 @@ function convCases(
   stride: number,
   pad: number,
 ): Case[] {
-  const N = 8;
+  const N = BATCH;
   const x = tensor(random(N * C * HW * HW, 3), [N, C, HW, HW]);
   const w = tensor(random(O * C * k * k, 4), [O, C, k, k]);
   const g: ConvGeometry = convGeometry(x, w, stride, pad);
@@ -164,6 +166,10 @@ console.log(
 const results: Result[] = [];
 async function bench(cases: Case[]): Promise<void> {
   for (const c of cases) {
+    if (FILTER && !c.name.includes(FILTER)) {
+      c.dispose();
+      continue;
+    }
     const r = await time(c);
     results.push(r);
     console.log(

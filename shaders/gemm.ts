@@ -192,6 +192,18 @@ export function gemmKernel(spec: GemmSpec): GemmKernel {
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
+/** Contractions up to this length are fully unrolled by the register kernel. */
+export const UNROLL_K = 32;
+
+/**
+ * WGSL of the first row (column) of an invocation's block; a literal `0u` when one invocation covers
+ * the whole axis, so that hook index arithmetic on it folds at compile time.
+ */
+function origin(wid: string, lid: string, tile: number, thread: number, wg: number, size: number): string {
+  const local = wg > 1 ? ` + ${lid} * ${thread}u` : "";
+  return tile >= size ? (local ? local.slice(3) : "0u") : `${wid} * ${tile}u${local}`;
+}
+
 /** Register blocking: invocation (x, y) computes rows y·TM.., columns x·TN.. straight from storage. */
 function registerKernel(spec: GemmSpec): GemmKernel {
   const { M, N, K, batch, tiling } = spec;
@@ -208,30 +220,46 @@ function registerKernel(spec: GemmSpec): GemmKernel {
   const lastGroup = N % 4 === 0 ? N - 4 : N - 1;
   for (const j of J) lines.push(`  let c${j} = min(col0 + ${4 * j}u, ${Math.max(0, lastGroup)}u);`);
   for (const i of I) for (const j of J) lines.push(`  var acc${i}_${j} = vec4<f32>(0.0);`);
-  if (kMain > 0) {
-    lines.push(`  for (var k = 0u; k < ${kMain}u; k = k + 4u) {`);
-    for (const i of I) lines.push(`    let a${i} = readA4(bz, r${i}, k);`);
-    for (const kk of range(4)) {
-      for (const j of J) lines.push(`    let b${kk}_${j} = readB4(bz, k + ${kk}u, c${j});`);
-    }
-    const comps = ["x", "y", "z", "w"];
-    for (const i of I) {
-      for (const j of J) {
-        let e = `acc${i}_${j}`;
-        for (const kk of range(4)) e = `fma(vec4<f32>(a${i}.${comps[kk]}), b${kk}_${j}, ${e})`;
-        lines.push(`    acc${i}_${j} = ${e};`);
+  // A short contraction (e.g. a 3-channel stem, K = 27) is unrolled: k becomes a constant in every
+  // hook, so the im2col tap decompositions fold at compile time and there is no loop overhead.
+  const unroll = K <= UNROLL_K;
+  const kSteps = (from: number, to: number, step: number, body: () => void) => {
+    if (unroll) {
+      for (let k = from; k < to; k += step) {
+        lines.push(`  {`, `    let k = ${k}u;`);
+        body();
+        lines.push(`  }`);
       }
+    } else {
+      lines.push(`  for (var k = ${from}u; k < ${to}u; k = k + ${step}u) {`);
+      body();
+      lines.push(`  }`);
     }
-    lines.push(`  }`);
+  };
+  if (kMain > 0) {
+    kSteps(0, kMain, 4, () => {
+      for (const i of I) lines.push(`    let a${i} = readA4(bz, r${i}, k);`);
+      for (const kk of range(4)) {
+        for (const j of J) lines.push(`    let b${kk}_${j} = readB4(bz, k + ${kk}u, c${j});`);
+      }
+      const comps = ["x", "y", "z", "w"];
+      for (const i of I) {
+        for (const j of J) {
+          let e = `acc${i}_${j}`;
+          for (const kk of range(4)) e = `fma(vec4<f32>(a${i}.${comps[kk]}), b${kk}_${j}, ${e})`;
+          lines.push(`    acc${i}_${j} = ${e};`);
+        }
+      }
+    });
   }
   if (K % 4 !== 0) {
-    lines.push(`  for (var k = ${kMain}u; k < ${K}u; k = k + 1u) {`);
-    for (const i of I) lines.push(`    let a${i} = readA(bz, r${i}, k);`);
-    for (const j of J) lines.push(`    let b${j} = readB4(bz, k, c${j});`);
-    for (const i of I) {
-      for (const j of J) lines.push(`    acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
-    }
-    lines.push(`  }`);
+    kSteps(kMain, K, 1, () => {
+      for (const i of I) lines.push(`    let a${i} = readA(bz, r${i}, k);`);
+      for (const j of J) lines.push(`    let b${j} = readB4(bz, k, c${j});`);
+      for (const i of I) {
+        for (const j of J) lines.push(`    acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
+      }
+    });
   }
   const comps = ["x", "y", "z", "w"];
   for (const i of I) {
@@ -249,8 +277,8 @@ function registerKernel(spec: GemmSpec): GemmKernel {
 @compute @workgroup_size(${wgX}, ${wgY})
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
   let bz = wid.z;
-  let row0 = wid.y * ${tiling.tileM}u${wgY > 1 ? ` + lid.y * ${TM}u` : ""};
-  let col0 = wid.x * ${tiling.tileN}u${wgX > 1 ? ` + lid.x * ${tiling.threadN}u` : ""};
+  let row0 = ${origin("wid.y", "lid.y", tiling.tileM, TM, wgY, M)};
+  let col0 = ${origin("wid.x", "lid.x", tiling.tileN, tiling.threadN, wgX, N)};
   if (row0 >= ${M}u || col0 >= ${N}u) { return; }
 ${lines.join("\n")}
 }`;

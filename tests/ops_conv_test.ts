@@ -7,7 +7,9 @@ import { throws } from "node:assert/strict";
 import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { setGemmTiling } from "../engine/ops/matmul.ts";
-import { conv2d } from "../engine/ops/conv.ts";
+import { conv2d, conv2dGradInputInto, convGeometry, gradWeightSplit } from "../engine/ops/conv.ts";
+import { gpu } from "../engine/gpu.ts";
+import { empty } from "../engine/tensor.ts";
 import { type GemmTiling, REGISTER_TILING, SHARED_TILING } from "../shaders/gemm.ts";
 import {
   conv2dGradInputRef,
@@ -28,6 +30,9 @@ const CONFIGS: ConvDims[] = [
   { N: 2, C: 3, H: 6, W: 11, O: 4, KH: 2, KW: 3, stride: 1, pad: 2 }, // non-square kernel, pad 2
   { N: 2, C: 3, H: 10, W: 9, O: 4, KH: 3, KW: 2, stride: 3, pad: 2 }, // stride 3
   { N: 1, C: 16, H: 4, W: 4, O: 16, KH: 3, KW: 3, stride: 1, pad: 0 }, // no padding, tiny output
+  { N: 2, C: 4, H: 7, W: 9, O: 8, KH: 1, KW: 1, stride: 2, pad: 0 }, // 1×1 s2, odd: fused zero phases
+  { N: 4, C: 3, H: 16, W: 16, O: 8, KH: 3, KW: 3, stride: 1, pad: 1 }, // split-K grad weight, scalar sum
+  { N: 8, C: 4, H: 12, W: 12, O: 8, KH: 3, KW: 3, stride: 1, pad: 1 }, // split-K grad weight, vec4 sum
 ];
 
 /** Tolerance for f32 sums of `terms` products of values in [-1, 1]. */
@@ -170,5 +175,52 @@ Deno.test({
       () => conv2d(x, tensor(new Float32Array(27), [1, 3, 3, 3]), { stride: 0 }),
       isErr(/conv2d.*stride/),
     );
+  },
+});
+
+Deno.test({
+  name: "conv2d: split-K grad weight and fused zero phases take the intended paths",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    for (const [label, tiling] of TILINGS) {
+      setGemmTiling(tiling);
+      try {
+        // The split configurations of CONFIGS (checked against the reference above) really split.
+        for (const d of CONFIGS.slice(-2)) {
+          const x = tensor(new Float32Array(d.N * d.C * d.H * d.W), [d.N, d.C, d.H, d.W]);
+          const w = tensor(new Float32Array(d.O * d.C * d.KH * d.KW), [d.O, d.C, d.KH, d.KW]);
+          const groups = gradWeightSplit(convGeometry(x, w, d.stride, d.pad));
+          if (groups < 2) throw new Error(`${label}: ${JSON.stringify(d)} not split (${groups})`);
+          [x, w].forEach((t) => t.dispose());
+        }
+        // Large dw outputs are not split.
+        const big = convGeometry(
+          tensor(new Float32Array(2 * 64 * 8 * 8), [2, 64, 8, 8]),
+          tensor(new Float32Array(128 * 64 * 9), [128, 64, 3, 3]),
+          1,
+          1,
+        );
+        if (gradWeightSplit(big) !== 1) throw new Error(`${label}: 64→128 grad weight split`);
+        // 1×1 stride 2: one weight copy and one GEMM (which also zeroes the unreached pixels).
+        const d = CONFIGS[CONFIGS.length - 3];
+        const x = tensor(new Float32Array(d.N * d.C * d.H * d.W), [d.N, d.C, d.H, d.W]);
+        const w = tensor(new Float32Array(d.O * d.C), [d.O, d.C, 1, 1]);
+        const g = convGeometry(x, w, 2, 0);
+        const dy = tensor(new Float32Array(d.N * d.O * g.OH * g.OW), [d.N, d.O, g.OH, g.OW]);
+        const dx = empty(x.shape);
+        await gpu().sync();
+        const poison = gpu().poison;
+        gpu().poison = false; // count the op's dispatches, not the poisoning of its temporaries
+        const before = gpu().counters.dispatches;
+        conv2dGradInputInto(dx, dy, w, g);
+        const n = gpu().counters.dispatches - before;
+        gpu().poison = poison;
+        if (n !== 2) throw new Error(`${label}: 1×1 s2 grad input used ${n} dispatches, expected 2`);
+        [x, w, dy, dx].forEach((t) => t.dispose());
+      } finally {
+        setGemmTiling(null);
+      }
+    }
   },
 });

@@ -7,7 +7,7 @@ import { throws } from "node:assert/strict";
 import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { linear, matmul, setGemmTiling } from "../engine/ops/matmul.ts";
-import { fitTiling, type GemmTiling, REGISTER_TILING, SHARED_TILING } from "../shaders/gemm.ts";
+import { fitTiling, type GemmTiling, REGISTER_TILING, SHARED_TILING, UNROLL_K } from "../shaders/gemm.ts";
 import { linearRef, matmulRef } from "./reference/matmul_ref.ts";
 
 const TILINGS: [string, GemmTiling][] = [["register", REGISTER_TILING], ["shared", SHARED_TILING]];
@@ -269,5 +269,31 @@ Deno.test({
       throw new Error(`changed ${JSON.stringify(big)}`);
     }
     if (fitTiling(SHARED_TILING, 1, 1) !== SHARED_TILING) throw new Error("shared tiling changed");
+  },
+});
+
+Deno.test({
+  name: "matmul: contractions around the register kernel's full-unroll limit (K ≤ UNROLL_K)",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    setGemmTiling(REGISTER_TILING);
+    try {
+      let seed = 900;
+      for (const [M, N, K] of [[5, 9, 3], [19, 45, UNROLL_K], [6, 13, UNROLL_K + 1]]) {
+        const a = randomArray(M * K, seed++);
+        const b = randomArray(K * N, seed++);
+        const ta = tensor(a, [M, K]);
+        const tb = tensor(b, [K, N]);
+        const c = matmul(ta, tb);
+        assertClose(await c.toArray(), matmulRef(a, b, { M, N, K, transA: false, transB: false }), {
+          ...tol(K),
+          label: `${M}×${N}×${K}`,
+        });
+        [ta, tb, c].forEach((t) => t.dispose());
+      }
+    } finally {
+      setGemmTiling(null);
+    }
   },
 });

@@ -16,8 +16,8 @@ import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { record } from "../autograd.ts";
-import type { GemmHooks } from "../../shaders/gemm.ts";
-import { dispatchGemm } from "./matmul.ts";
+import { fitTiling, type GemmHooks } from "../../shaders/gemm.ts";
+import { dispatchGemm, gemmTiling } from "./matmul.ts";
 
 /** Options of `conv2d`. */
 export interface Conv2dOptions {
@@ -135,25 +135,28 @@ ${xAtDecl(g)}`,
 }
 
 /** Grad-weight hooks: A = dy [O, N·OH·OW], B = im2col(x)ᵀ [N·OH·OW, C·KH·KW], C → dw (OIHW). */
-function gradWeightHooks(g: ConvGeometry): GemmHooks {
+function gradWeightHooks(g: ConvGeometry, kChunk = 0): GemmHooks {
   const OHW = g.OH * g.OW;
   const CKK = g.C * g.KH * g.KW;
   const s = g.stride;
   const dyVec = OHW % 4 === 0;
+  // Split-K: GEMM batch entry b contracts over pixels b·kChunk .. (b+1)·kChunk − 1 and writes its own
+  // partial sum; without split the batch is 1 and k is already global.
+  const kg = kChunk ? `(b * ${kChunk}u + k)` : "k";
   const dyIndex = (k: string) => `(${k} / ${OHW}u * ${g.O}u + row) * ${OHW}u + ${k} % ${OHW}u`;
   const hooks: GemmHooks = {
     decls: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<${dyVec ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> dw: array<f32>;
 ${xAtDecl(g)}`,
-    readA: dyVec ? `let i = ${dyIndex("k")}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex("k")}];`,
-    readB: `${splitTap(g, "col")} ${splitPixel(g, "k")}
+    readA: dyVec ? `let i = ${dyIndex(kg)}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex(kg)}];`,
+    readB: `${splitTap(g, "col")} ${splitPixel(g, kg)}
   return ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};`,
-    writeC: `dw[row * ${CKK}u + col] = v;`,
+    writeC: kChunk ? `dw[(b * ${g.O}u + row) * ${CKK}u + col] = v;` : `dw[row * ${CKK}u + col] = v;`,
   };
-  if (dyVec) hooks.readA4 = `return dy[(${dyIndex("k")}) / 4u];`;
+  if (dyVec) hooks.readA4 = `return dy[(${dyIndex(kg)}) / 4u];`;
   // Four consecutive taps: share the pixel decomposition.
-  hooks.readB4 = `${splitPixel(g, "k")}
+  hooks.readB4 = `${splitPixel(g, kg)}
   var r4: vec4<f32>;
   for (var j = 0u; j < 4u; j = j + 1u) {
     ${splitTap(g, "(col + j)")}
@@ -206,7 +209,7 @@ function phases(g: ConvGeometry): Phase[] {
  * Grad-input hooks of one phase: A[c, k] = w[o, c, kh, kw] with k = (th·nkw + tw)·O + o and
  * kh = kh0 + s·th; B[k, (n,i,j)] = dy[n, o, i + dh0 − th, j + dw0 − tw] (0 outside); C → dx.
  */
-function gradInputHooks(g: ConvGeometry, f: Phase): GemmHooks {
+function gradInputHooks(g: ConvGeometry, f: Phase, zeroPhases: Phase[] = []): GemmHooks {
   const s = g.stride;
   const { O, C, KH, KW, OH, OW, H, W } = g;
   const dh0 = (f.ph + g.pad - f.kh0) / s;
@@ -235,7 +238,14 @@ fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
       : `${splitK} return w[${wIndex("o")}];`,
     readB: `${splitK} ${splitCol} return dyAt(n, o, i + ${dh0} - th, j + ${dw0} - tw);`,
     writeC:
-      `${splitCol} dx[((n * ${C}u + row) * ${H}u + u32(${f.ph} + ${s} * i)) * ${W}u + u32(${f.pw} + ${s} * j)] = v;`,
+      `${splitCol} dx[((n * ${C}u + row) * ${H}u + u32(${f.ph} + ${s} * i)) * ${W}u + u32(${f.pw} + ${s} * j)] = v;` +
+      // Pixels of phases no tap reaches (1×1 stride-2 shortcuts) are zeroed here, not by extra dispatches:
+      // pixel (ph' + s·i, pw' + s·j) of such a phase lies next to pixel (s·i, s·j) of phase (0, 0).
+      zeroPhases.map((z) => {
+        const ih = `${z.ph} + ${s} * i`;
+        const iw = `${z.pw} + ${s} * j`;
+        return `\n  if (${ih} < ${H} && ${iw} < ${W}) { dx[((n * ${C}u + row) * ${H}u + u32(${ih})) * ${W}u + u32(${iw})] = 0.0; }`;
+      }).join(""),
   };
   if (wVec) hooks.readA4 = `${splitK} return w[${wIndex("o")} / 4u];`;
   if (f.wp % 4 === 0) {
@@ -312,18 +322,81 @@ ${flatMain(n)}
 export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeometry): void {
   const fs = phases(g);
   const wt = fs.some((f) => f.nkh * f.nkw > 0) ? weightToCTapO(w, g) : null;
+  // Phase (0, 0) has the most pixels; when it has taps it also zeroes the phases without any.
+  const first = fs[0];
+  const fuse = first.ph === 0 && first.pw === 0 && first.nkh * first.nkw > 0;
+  const zeros = fuse ? fs.filter((f) => f.nkh * f.nkw === 0) : [];
   for (const f of fs) {
     const sizes = { M: g.C, N: g.N * f.hp * f.wp, K: g.O * f.nkh * f.nkw, batch: 1 };
-    if (sizes.K === 0) dispatchGemm(`conv2d.gradInput.zero ${label(g)}`, sizes, zeroPhaseHooks(g, f), [dx]);
-    else dispatchGemm(`conv2d.gradInput ${label(g)}`, sizes, gradInputHooks(g, f), [dy, wt!, dx]);
+    if (sizes.K === 0) {
+      if (!fuse) dispatchGemm(`conv2d.gradInput.zero ${label(g)}`, sizes, zeroPhaseHooks(g, f), [dx]);
+    } else {
+      const hooks = gradInputHooks(g, f, f === first ? zeros : []);
+      dispatchGemm(`conv2d.gradInput ${label(g)}`, sizes, hooks, [dy, wt!, dx]);
+    }
   }
   wt?.dispose();
 }
 
 /** Records the grad-weight GEMM into `dw` [O, C, KH, KW]. */
 export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
-  const sizes = { M: g.O, N: g.C * g.KH * g.KW, K: g.N * g.OH * g.OW, batch: 1 };
-  dispatchGemm(`conv2d.gradWeight ${label(g)}`, sizes, gradWeightHooks(g), [x, dy, dw]);
+  const M = g.O;
+  const N = g.C * g.KH * g.KW;
+  const groups = gradWeightSplit(g);
+  if (groups === 1) {
+    const sizes = { M, N, K: g.N * g.OH * g.OW, batch: 1 };
+    dispatchGemm(`conv2d.gradWeight ${label(g)}`, sizes, gradWeightHooks(g), [x, dy, dw]);
+    return;
+  }
+  // Split-K over groups of images: one partial dw per group (GEMM batch along z), then a second pass
+  // sums the partials in a fixed order (deterministic, no atomics).
+  const kChunk = (g.N / groups) * g.OH * g.OW;
+  const part = empty([groups, M, N]);
+  const sizes = { M, N, K: kChunk, batch: groups };
+  dispatchGemm(`conv2d.gradWeight ${label(g)}`, sizes, gradWeightHooks(g, kChunk), [x, dy, part]);
+  sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, M * N);
+  part.dispose();
+}
+
+/** Output tiles below which grad weight is split over the contraction (few, long-K tiles). */
+const SPLIT_MIN_TILES = 16;
+/** Shortest contraction chunk of a split (pixels per partial sum). */
+const SPLIT_MIN_K = 512;
+
+/**
+ * Number of image groups the grad-weight contraction (N·OH·OW) is split into: 1 unless the output
+ * dw (O × C·KH·KW) is too small to keep the adapter busy and the contraction is long (the stem
+ * 3→64 has a 64×27 output and an 8192-long contraction at batch 8). Groups divide the batch.
+ */
+export function gradWeightSplit(g: ConvGeometry): number {
+  const t = gemmTiling();
+  const tiled = t.useWorkgroupMemory ? t : fitTiling(t, g.O, g.C * g.KH * g.KW);
+  const tiles = Math.ceil(g.O / tiled.tileM) * Math.ceil((g.C * g.KH * g.KW) / tiled.tileN);
+  if (tiles >= SPLIT_MIN_TILES) return 1;
+  const OHW = g.OH * g.OW;
+  let best = 1;
+  for (let d = 2; d <= g.N; d++) {
+    if (g.N % d !== 0 || (g.N / d) * OHW < SPLIT_MIN_K) continue;
+    best = d;
+    if (tiles * d >= SPLIT_MIN_TILES * 2) break;
+  }
+  return best;
+}
+
+/** out[i] = Σ_g part[g·n + i] over `groups` partials of `n` elements, summed in order g = 0, 1, …. */
+function sumPartials(name: string, part: Tensor, out: Tensor, groups: number, n: number): void {
+  const vec = n % 4 === 0;
+  const len = vec ? n / 4 : n;
+  const type = vec ? "vec4<f32>" : "f32";
+  const terms = Array.from({ length: groups - 1 }, (_, k) => `  s = s + p[i + ${(k + 1) * len}u];`);
+  const code = `@group(0) @binding(0) var<storage, read> p: array<${type}>;
+@group(0) @binding(1) var<storage, read_write> o: array<${type}>;
+${flatMain(len, 64)}
+  var s = p[i];
+${terms.join("\n")}
+  o[i] = s;
+}`;
+  gpu().dispatch({ name, code }, [part.range, out.range], grid1d(len, 64));
 }
 
 /**

@@ -10,6 +10,7 @@ import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { record } from "../autograd.ts";
 import {
   type GemmHooks,
+  type GemmKernel,
   gemmKernel,
   type GemmTiling,
   REGISTER_TILING,
@@ -42,9 +43,25 @@ export function dispatchGemm(
   hooks: GemmHooks,
   bindings: (Tensor | GPUBuffer)[],
 ): void {
-  const { code, workgroups } = gemmKernel({ ...sizes, hooks, tiling: gemmTiling() });
+  const tiling = gemmTiling();
+  // Generating a kernel costs far more host time than recording it (an unrolled one is ~100 KB of
+  // WGSL): memoise by the inputs of `gemmKernel`, so a training step only concatenates hook strings.
+  const key =
+    `${sizes.M},${sizes.N},${sizes.K},${sizes.batch}|${tiling.tileM},${tiling.tileN},${tiling.tileK},` +
+    `${tiling.threadM},${tiling.threadN},${tiling.useWorkgroupMemory}|${hooks.decls}\u0000${hooks.readA}\u0000` +
+    `${hooks.readB}\u0000${hooks.writeC}\u0000${hooks.readA4 ?? "-"}\u0000${hooks.readB4 ?? "-"}`;
+  let kernel = kernelMemo.get(key);
+  if (!kernel) {
+    kernel = gemmKernel({ ...sizes, hooks, tiling });
+    if (kernelMemo.size >= MAX_MEMO) kernelMemo.clear();
+    kernelMemo.set(key, kernel);
+  }
+  const { code, workgroups } = kernel;
   gpu().dispatch({ name, code }, bindings.map((b) => b instanceof GPUBuffer ? b : b.range), workgroups);
 }
+
+const MAX_MEMO = 1024;
+const kernelMemo = new Map<string, GemmKernel>();
 
 /** Layout of one operand in storage: batch stride (0 = broadcast) and whether it is stored transposed. */
 interface Operand {
