@@ -31,7 +31,8 @@ export interface CompiledKernel {
 /** Compiles and caches compute pipelines for one device. */
 export class PipelineCache {
   #device: GPUDevice;
-  #cache = new Map<string, CompiledKernel>();
+  #cache = new Map<string, Map<string, CompiledKernel>>();
+  #size = 0;
   #nextId = 1;
   /** Pending checks of pipeline creation, resolved at the next synchronisation. */
   pendingChecks: Promise<string | null>[] = [];
@@ -44,8 +45,11 @@ export class PipelineCache {
   /** The pipeline for `spec`, compiled on first use. */
   get(spec: KernelSpec): CompiledKernel {
     const entryPoint = spec.entryPoint ?? "main";
-    const key = entryPoint + "\u0000" + spec.code;
-    let kernel = this.#cache.get(key);
+    // Keyed by the source string itself (one map per entry point): V8 caches a string's hash, so a
+    // repeated dispatch does not rehash a long generated kernel; concatenating a key would.
+    let byCode = this.#cache.get(entryPoint);
+    if (!byCode) this.#cache.set(entryPoint, byCode = new Map());
+    let kernel = byCode.get(spec.code);
     if (kernel) return kernel;
     const device = this.#device;
     device.pushErrorScope("validation");
@@ -65,12 +69,13 @@ export class PipelineCache {
       }),
     );
     kernel = { id: this.#nextId++, name: spec.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
-    this.#cache.set(key, kernel);
+    byCode.set(spec.code, kernel);
+    this.#size++;
     return kernel;
   }
 
   /** Number of distinct pipelines compiled so far. */
   get size(): number {
-    return this.#cache.size;
+    return this.#size;
   }
 }
