@@ -27,6 +27,7 @@ import { toRows } from "../../theory/matrix.ts";
 import { BatchBuffers, type GpuDataset } from "./data_gpu.ts";
 import type { Encoder } from "./evaluate.ts";
 import { type SummaryStats, summaryStats } from "./geometry_stats.ts";
+import { Throttle } from "../../engine/throttle.ts";
 
 /** Where the representations of a batch come from. */
 export type ScBatchSource =
@@ -79,21 +80,6 @@ export interface ScBatchLosses {
   anchorsWithPositives: Int32Array;
   /** The batches' indices [batches][b] (row-major). */
   indices: Int32Array;
-}
-
-/** Keeps at most two batches in flight (as the trainer's loop does). */
-class Throttle {
-  #pending: Promise<unknown> | null = null;
-  async tick(): Promise<void> {
-    gpu().flush();
-    const done = gpu().device.queue.onSubmittedWorkDone();
-    if (this.#pending) await this.#pending;
-    this.#pending = done;
-  }
-  async drain(): Promise<void> {
-    if (this.#pending) await this.#pending;
-    this.#pending = null;
-  }
 }
 
 /** Class counts of one batch. */

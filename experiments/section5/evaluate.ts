@@ -20,6 +20,7 @@ import { polynomialLr } from "../../engine/optim/schedule.ts";
 import { IidSampler, Rng } from "../../data/sampler.ts";
 import { LinearClassifier } from "../../models/classifier.ts";
 import { BatchBuffers, type GpuDataset } from "./data_gpu.ts";
+import { Throttle } from "../../engine/throttle.ts";
 
 /** An encoder: images [N, C, H, W] → features [N, featureDim], with a train/eval switch. */
 export interface Encoder {
@@ -78,21 +79,6 @@ export interface FeatureSet {
   n: number;
   /** Feature dimension. */
   dim: number;
-}
-
-/** Keeps at most two batches in flight on the GPU (and yields to the event loop). */
-class Throttle {
-  #pending: Promise<unknown> | null = null;
-  async tick(): Promise<void> {
-    gpu().flush();
-    const done = gpu().device.queue.onSubmittedWorkDone();
-    if (this.#pending) await this.#pending;
-    this.#pending = done;
-  }
-  async drain(): Promise<void> {
-    if (this.#pending) await this.#pending;
-    this.#pending = null;
-  }
 }
 
 function seedRng(seed: number | Rng | undefined): Rng {

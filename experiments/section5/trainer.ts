@@ -52,6 +52,7 @@ import {
 } from "./checkpoint.ts";
 import { BatchBuffers, GpuDataset, padDataset } from "./data_gpu.ts";
 import { evaluateError, type FeatureSet, type Head, sphereEncoder, trainProbe } from "./evaluate.ts";
+import { Throttle } from "../../engine/throttle.ts";
 
 /** File names inside a run folder. */
 export const RUN_FILES = {
@@ -337,16 +338,6 @@ interface MonitorSnapshot {
 
 function elapsedSince(t0: number): number {
   return (performance.now() - t0) / 1000;
-}
-
-/** Keeps the two most recent steps in flight and yields to the event loop (signals) each step. */
-class Throttle {
-  #pending: Promise<unknown> | null = null;
-  async tick(): Promise<void> {
-    const done = gpu().device.queue.onSubmittedWorkDone();
-    if (this.#pending) await this.#pending;
-    this.#pending = done;
-  }
 }
 
 function fmt(x: number | undefined, digits = 4): string {
