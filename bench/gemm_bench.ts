@@ -24,11 +24,7 @@ import {
   convGeometry,
 } from "../engine/ops/conv.ts";
 import { REGISTER_TILING, SHARED_TILING } from "../shaders/gemm.ts";
-
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
+import { arg, seededValues as random } from "./harness.ts";
 
 const K_CALLS = Number(arg("k", "3"));
 const SAMPLES = Number(arg("samples", "5"));
@@ -37,16 +33,6 @@ const TILING = arg("tiling", "");
 const JSON_OUT = arg("json", "");
 const BATCH = Number(arg("batch", "8"));
 const FILTER = arg("filter", "");
-
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
 
 /** One timed case: `run` records one call (its outputs are disposed by the case). */
 interface Case {

@@ -332,3 +332,20 @@ export function resnet18StepFlop(n: number, width = 64, classes = 10): number {
 export function supConFlop(b: number, d: number): number {
   return 2 * 2 * b * b * d;
 }
+
+/** The value after `--name` on the command line, or `fallback`. */
+export function arg(name: string, fallback: string): string {
+  const i = Deno.args.indexOf(`--${name}`);
+  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
+}
+
+/** `n` deterministic values in [−0.5, 0.5) from a linear congruential generator (benchmark inputs). */
+export function seededValues(n: number, seed: number): Float32Array {
+  let s = seed >>> 0;
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s / 2 ** 32 - 0.5;
+  }
+  return out;
+}

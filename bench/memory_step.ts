@@ -27,11 +27,7 @@ import { crossEntropy } from "../engine/ops/loss.ts";
 import { SGD } from "../engine/optim/sgd.ts";
 import { ResNet18, resnetWidths } from "../models/resnet.ts";
 import { LinearClassifier } from "../models/classifier.ts";
-
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
+import { arg, seededValues as random } from "./harness.ts";
 
 if (Deno.args.includes("--help")) {
   console.log(
@@ -66,16 +62,6 @@ export function mustBeLive(batch: number, width: number, params: number, buffers
   activations += batch * c4 * 4; // pooled features (input of the classifier)
   const state = params * 4 * 3 + buffers * 4;
   return { state, activations: activations + stats, total: state + activations + stats };
-}
-
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
 }
 
 async function run(batch: number, width: number) {

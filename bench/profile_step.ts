@@ -22,11 +22,7 @@ import { crossEntropy } from "../engine/ops/loss.ts";
 import { SGD } from "../engine/optim/sgd.ts";
 import { ResNet18 } from "../models/resnet.ts";
 import { LinearClassifier } from "../models/classifier.ts";
-
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
+import { arg, seededValues as random } from "./harness.ts";
 
 if (Deno.args.includes("--help")) {
   console.log(
@@ -42,16 +38,6 @@ const STEPS = Number(arg("steps", "3"));
 const TOP = Number(arg("top", "0"));
 const JSON_OUT = arg("json", "");
 const CORES = navigator.hardwareConcurrency;
-
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
 
 /** Kernel family of a dispatch name (conv names carry their layer shape). */
 export function family(name: string): string {

@@ -32,11 +32,7 @@ import { SGD } from "../engine/optim/sgd.ts";
 import { polynomialLr } from "../engine/optim/schedule.ts";
 import { ResNet18 } from "../models/resnet.ts";
 import { LinearClassifier } from "../models/classifier.ts";
-
-function arg(name: string, fallback: string): string {
-  const i = Deno.args.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < Deno.args.length ? Deno.args[i + 1] : fallback;
-}
+import { arg, seededValues as random } from "./harness.ts";
 
 const STEPS = Number(arg("steps", "50"));
 const WIDTH = Number(arg("width", "0.25"));
@@ -44,16 +40,6 @@ const BATCH = Number(arg("batch", "8"));
 const REPEATS = Number(arg("repeats", "3"));
 const JSON_OUT = arg("json", "");
 const CORES = navigator.hardwareConcurrency;
-
-function random(n: number, seed: number): Float32Array {
-  let s = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    out[i] = s / 2 ** 32 - 0.5;
-  }
-  return out;
-}
 
 const median = (a: number[]) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
 
