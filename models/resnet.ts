@@ -239,11 +239,12 @@ export function resnetWidths(width = 1): number[] {
  * - `standard` (post-activation, He et al. 2016a): stem conv1 → bn1 → ReLU; each block ends with a
  *   ReLU after the residual sum, so the features are ≥ 0 (the constraint the paper points out in
  *   Section 5.2). Width 1 has 11,168,832 parameters, as the paper states.
- * - `preact` (He et al. 2016b): stem conv1 only; pre-activation blocks; after the last block a final
- *   BatchNorm `bn` **without** a ReLU, so the features are signed and class means may form a regular
- *   simplex (inner products −ρ²/(K−1) < 0), which the paper conjectures post-activation nets cannot.
- *   The final BN keeps the un-normalised residual sum on a well-conditioned scale; He et al.'s own
- *   network ends with BN + ReLU, and the ReLU is deliberately dropped here.
+ * - `preact` (He et al. 2016b, as kuangliu's `preact_resnet.py` for CIFAR): stem conv1 only;
+ *   pre-activation blocks; the last block's residual sum goes straight to the average pool, with no
+ *   BN and no ReLU after it, so the features are signed and class means may form a regular simplex
+ *   (inner products −ρ²/(K−1) < 0), which the paper conjectures post-activation nets cannot.
+ *   (A final BatchNorm would let training collapse every output onto its bias β by shrinking γ, the
+ *   trivial plateau log(b − 1) of the SC loss; we saw exactly that in an early version.)
  */
 export class ResNet18 extends Module {
   /** Variant. */
@@ -258,8 +259,8 @@ export class ResNet18 extends Module {
   readonly featureDim: number;
   /** Stem convolution. */
   readonly conv1: Conv2d;
-  /** Stem BN (standard variant) or final BN (preact variant, registered as `bn`). */
-  readonly bn: BatchNorm2d;
+  /** Stem BN `bn1` (standard variant; the preact variant has none). */
+  readonly bn: BatchNorm2d | null;
   /** The four stages `layer1` … `layer4`. */
   readonly layers: ReadonlyArray<Module & { forward(x: Tensor): Tensor }>;
 
@@ -281,7 +282,7 @@ export class ResNet18 extends Module {
       "conv1",
       new Conv2d(this.inChannels, this.widths[0], 3, { padding: 1, rng }),
     );
-    let bn: BatchNorm2d | null = preact ? null : this.registerModule("bn1", new BatchNorm2d(this.widths[0]));
+    this.bn = preact ? null : this.registerModule("bn1", new BatchNorm2d(this.widths[0]));
     const layers: Stage[] = [];
     let inPlanes = this.widths[0];
     const strides = [1, 2, 2, 2];
@@ -298,8 +299,6 @@ export class ResNet18 extends Module {
       }
       layers.push(this.registerModule(`layer${s + 1}`, new Stage(blocks)));
     }
-    if (preact) bn = this.registerModule("bn", new BatchNorm2d(this.featureDim));
-    this.bn = bn!;
     this.layers = layers;
   }
 
@@ -312,9 +311,8 @@ export class ResNet18 extends Module {
       );
     }
     const stem = this.conv1.forward(x);
-    let h = this.variant === "standard" ? this.bn.forward(stem, true) : stem;
+    let h = this.bn ? this.bn.forward(stem, true) : stem;
     for (const layer of this.layers) h = layer.forward(h);
-    if (this.variant === "preact") h = this.bn.forward(h); // final BN, no ReLU: signed features
-    return globalAvgPool(h);
+    return globalAvgPool(h); // preact: the signed residual sum (no BN, no ReLU after the last block)
   }
 }

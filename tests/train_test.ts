@@ -452,7 +452,11 @@ Deno.test({
     assert(Number.isFinite(m.probeLoss!) && m.testError <= 1 && m.trainError <= 1);
     const file = await loadSafetensors(result.paths.checkpoint);
     assertEquals(file.tensors["probe.weight"].shape, [K, 32]);
-    assertEquals(file.tensors["bn.running_mean"].shape, [32]); // the pre-activation net's final BN
+    assertEquals(file.tensors["layer4.1.bn2.running_mean"].shape, [32]);
+    assert(
+      !("bn.running_mean" in file.tensors) && !("bn1.weight" in file.tensors),
+      "preact: no stem or final BN",
+    );
     assert(!("classifier.weight" in file.tensors));
     await Deno.remove(out, { recursive: true });
   },

@@ -203,6 +203,5 @@ export function resnetRef(weights: RefWeights, x: Act, options: ResNetRefOptions
       }
     }
   }
-  if (variant === "preact") h = bn(h, "bn");
   return { features: globalAvgPoolRef(h), dim: h.shape[1], running };
 }
