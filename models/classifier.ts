@@ -56,10 +56,31 @@ export class LinearClassifier extends Module {
 }
 
 /**
+ * A regular simplex of K vertices with norm `radius` in R^h whose vertices are all orthogonal to the
+ * all-ones vector (when h ≥ K): ζ_i = radius·(e_i − 1/K)/‖e_i − 1/K‖ in the first K coordinates.
+ *
+ * Any orientation of the simplex is an equally valid classifier in theory, but not for a network whose
+ * features are non-negative (post-activation ResNets): features share a large common component c·1,
+ * and with weights not orthogonal to 1 that component adds c·⟨w_k, 1⟩ to the logits, which differs per
+ * class and makes one class win for every input early in training. For h = K − 1 (no room) this falls
+ * back to `regularSimplex`.
+ */
+export function simplexOrthogonalToOnes(K: number, h: number, radius = 1): number[][] {
+  if (h < K) return regularSimplex(K, h, radius);
+  const scale = radius / Math.sqrt((K - 1) / K); // ‖e_i − 1/K‖ = √((K−1)/K)
+  return Array.from({ length: K }, (_, i) => {
+    const row = new Array<number>(h).fill(0);
+    for (let j = 0; j < K; j++) row[j] = scale * ((i === j ? 1 : 0) - 1 / K);
+    return row;
+  });
+}
+
+/**
  * A classifier whose weights are fixed (`requiresGrad` false, a buffer named `weight`, so it is saved
  * in state dicts but never handed to an optimiser) at the exact regular simplex with `numClasses`
  * vertices of norm `radius` (default 1) in R^inFeatures (needs numClasses ≤ inFeatures + 1): rows
  * satisfy Σ w_y = 0, ‖w_y‖ = radius, ⟨w_y, w_y'⟩ = −radius²/(K−1). The paper's CE-fix model.
+ * The vertices are orthogonal to the all-ones vector ({@link simplexOrthogonalToOnes}).
  */
 export class SimplexClassifier extends Module {
   /** Weight [numClasses, inFeatures] (buffer, fixed). */
@@ -81,8 +102,10 @@ export class SimplexClassifier extends Module {
     }
     this.inFeatures = inFeatures;
     this.numClasses = numClasses;
-    const rows = regularSimplex(numClasses, inFeatures, radius);
-    this.weight = this.registerBuffer("weight", tensor(rows.flat(), [numClasses, inFeatures]));
+    this.weight = this.registerBuffer(
+      "weight",
+      tensor(simplexOrthogonalToOnes(numClasses, inFeatures, radius).flat(), [numClasses, inFeatures]),
+    );
   }
 
   /** Logits [N, numClasses] = features·Wᵀ; gradients flow to the features only. */

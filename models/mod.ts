@@ -32,7 +32,12 @@ export {
   type ResNetVariant,
   resnetWidths,
 } from "./resnet.ts";
-export { LinearClassifier, type LinearClassifierOptions, SimplexClassifier } from "./classifier.ts";
+export {
+  LinearClassifier,
+  type LinearClassifierOptions,
+  SimplexClassifier,
+  simplexOrthogonalToOnes,
+} from "./classifier.ts";
 export {
   initialPoints,
   PointConfiguration,

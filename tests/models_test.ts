@@ -338,6 +338,10 @@ Deno.test({
       for (let i = 0; i < K; i++) s += W[i * h + d];
       assert.ok(Math.abs(s) < 1e-6, `Σ w_y = 0 (coordinate ${d}: ${s})`);
     }
+    for (let i = 0; i < K; i++) {
+      // Orthogonal to the all-ones vector: a common component of non-negative features favours no class.
+      assertClose([row(i).reduce((p, v) => p + v, 0)], [0], { atol: 1e-6, label: `⟨w_${i}, 1⟩` });
+    }
     const x0 = randomArray(n * h, 21);
     const r0 = randomArray(n * K, 22);
     const scope = new TensorScope();
