@@ -19,6 +19,7 @@
  *
  * @module
  */
+import { Rng } from "../data/sampler.ts";
 import { join } from "node:path";
 import { initDevice } from "../engine/gpu.ts";
 import { TensorScope } from "../engine/scope.ts";
@@ -37,7 +38,6 @@ import { ceBoundCorollary2, scAnchorValueAtSimplex } from "../theory/mod.ts";
 import {
   balancedLabels,
   type CeToyRecord,
-  mulberry32,
   sampleBall,
   type ToyGeometry,
   toyGeometry,
@@ -214,9 +214,9 @@ async function trainSc(cfg: Fig1Config, bar: Progress): Promise<{
 }> {
   const t0 = performance.now();
   const K = 3, h = 2, N = K * cfg.nPerClass, rho = Math.sqrt(cfg.rho2), steps = cfg.scSteps;
-  const rand = mulberry32(cfg.seed * 7919 + 1);
+  const rng = new Rng(cfg.seed * 7919 + 1);
   const labelsHost = balancedLabels(K, cfg.nPerClass);
-  const Z = tensor(sampleBall(N, h, rho, rand, true), [N, h], { requiresGrad: true, name: "Z" });
+  const Z = tensor(sampleBall(N, h, rho, rng, true), [N, h], { requiresGrad: true, name: "Z" });
   const labels = tensor(labelsHost, [N], { dtype: "i32" });
   const opt = new SGD([Z], { lr: cfg.scLr, momentum: cfg.momentum, weightDecay: 0 });
   const snaps = new Set(snapshotSteps(cfg.scSnapshots, steps));

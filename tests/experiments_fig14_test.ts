@@ -8,7 +8,8 @@ import { gpuTest, setup } from "./util.ts";
 import { ceBoundCorollary2, scAnchorValueAtSimplex } from "../theory/mod.ts";
 import { FIG1_OPTIONS, lambdaForBound, run as runFig1 } from "../experiments/fig1.ts";
 import { FIG4_OPTIONS, logSpace, run as runFig4 } from "../experiments/fig4.ts";
-import { balancedLabels, mulberry32, sampleBall, toyGeometry } from "../experiments/toy/ce_toy.ts";
+import { balancedLabels, sampleBall, toyGeometry } from "../experiments/toy/ce_toy.ts";
+import { Rng } from "../data/sampler.ts";
 import { parseExperimentArgsOrThrow } from "../experiments/lib/cli.ts";
 import { regularSimplex } from "../theory/mod.ts";
 
@@ -27,7 +28,7 @@ async function assertFiles(dir: string, names: string[]): Promise<void> {
 }
 
 Deno.test("toy helpers: sampling in the ball / on the sphere, labels, simplex geometry", () => {
-  const r = mulberry32(3);
+  const r = new Rng(3);
   const ball = sampleBall(500, 2, 1, r);
   const sphere = sampleBall(50, 3, 2, r, true);
   for (let i = 0; i < 500; i++) assert(Math.hypot(ball[2 * i], ball[2 * i + 1]) <= 1 + 1e-6);

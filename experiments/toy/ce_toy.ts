@@ -19,25 +19,8 @@ import { matmul } from "../../engine/ops/matmul.ts";
 import { crossEntropy } from "../../engine/ops/loss.ts";
 import { SGD } from "../../engine/optim/sgd.ts";
 import { projectToBall } from "../../engine/optim/projection.ts";
+import { Rng } from "../../data/sampler.ts";
 import { angleBetween, ceBoundCorollary2, ceLossF64, classMeans, toRows } from "../../theory/mod.ts";
-
-/** A small seeded generator (mulberry32), so toy runs reproduce from `--seed`. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** A standard normal deviate from a uniform generator (Box–Muller). */
-export function gaussian(rand: () => number): number {
-  const u = 1 - rand();
-  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-}
 
 /**
  * `n` points drawn uniformly from the ball (or, with `onSphere`, the sphere) of radius `radius`
@@ -47,7 +30,7 @@ export function sampleBall(
   n: number,
   h: number,
   radius: number,
-  rand: () => number,
+  rng: Rng,
   onSphere = false,
 ): Float32Array {
   const out = new Float32Array(n * h);
@@ -57,12 +40,12 @@ export function sampleBall(
     do {
       norm = 0;
       for (let d = 0; d < h; d++) {
-        dir[d] = gaussian(rand);
+        dir[d] = rng.normal();
         norm += dir[d] * dir[d];
       }
     } while (norm === 0);
     norm = Math.sqrt(norm);
-    const r = onSphere ? radius : radius * Math.pow(rand(), 1 / h);
+    const r = onSphere ? radius : radius * Math.pow(rng.uniform(), 1 / h);
     for (let d = 0; d < h; d++) out[i * h + d] = (r * dir[d]) / norm;
   }
   return out;
@@ -259,11 +242,11 @@ export async function trainCeToy(o: CeToyOptions): Promise<CeToyResult> {
   const momentum = o.momentum ?? 0.9;
   const finalFraction = o.finalFraction ?? 0.2;
   const finalLrScale = o.finalLrScale ?? 0.1;
-  const rand = mulberry32(o.seed);
+  const rng = new Rng(o.seed);
   const labelsHost = balancedLabels(K, nPerClass);
-  const Z0 = sampleBall(N, h, rhoZ, rand);
+  const Z0 = sampleBall(N, h, rhoZ, rng);
   const wStd = o.wInitStd ?? 1;
-  const W0 = Float32Array.from({ length: K * h }, () => wStd * gaussian(rand));
+  const W0 = Float32Array.from({ length: K * h }, () => wStd * rng.normal());
   const logSet = new Set([...(o.logSteps ?? [0]), steps].filter((s) => s >= 0 && s <= steps));
   const { bound, rW } = ceBoundCorollary2(K, rhoZ, lambda);
 
