@@ -38,6 +38,7 @@ import { ceBoundCorollary2, scAnchorValueAtSimplex } from "../theory/mod.ts";
 import {
   balancedLabels,
   type CeToyRecord,
+  FINAL_PHASE_OPTIONS,
   sampleBall,
   type ToyGeometry,
   toyGeometry,
@@ -79,14 +80,7 @@ export const FIG1_OPTIONS = {
   },
   ceTarget: { type: "number", default: 0.265, min: 1e-6, description: "target final CE value for λ = 0" },
   momentum: { type: "number", default: 0.9, min: 0, max: 0.999, description: "momentum of both runs" },
-  finalFraction: {
-    type: "number",
-    default: 0.2,
-    min: 0,
-    max: 1,
-    description: "fraction of steps at the end with lr × final-lr-scale",
-  },
-  finalLrScale: { type: "number", default: 0.1, min: 0, description: "lr factor of the final phase" },
+  ...FINAL_PHASE_OPTIONS,
   logEvery: { type: "integer", default: 10, min: 1, description: "steps between loss readbacks" },
 } as const;
 

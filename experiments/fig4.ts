@@ -25,7 +25,7 @@ import { hconcat, saveFigure, type VegaLiteSpec } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
 import { printJsonLine, writeSummary } from "./lib/summary.ts";
 import { ceBoundCorollary2 } from "../theory/mod.ts";
-import { rowNorms, trainCeToy } from "./toy/ce_toy.ts";
+import { FINAL_PHASE_OPTIONS, rowNorms, trainCeToy } from "./toy/ce_toy.ts";
 
 /** `count` values log-spaced from `lo` to `hi` (inclusive), rounded to 4 significant digits. */
 export function logSpace(lo: number, hi: number, count: number): number[] {
@@ -57,14 +57,7 @@ export const FIG4_OPTIONS = {
     description: "divide Z's lr by min(1, r_W(λ)) (points' gradients scale with ‖W‖)",
   },
   momentum: { type: "number", default: 0.9, min: 0, max: 0.999, description: "momentum" },
-  finalFraction: {
-    type: "number",
-    default: 0.2,
-    min: 0,
-    max: 1,
-    description: "fraction of steps at the end with lr × final-lr-scale",
-  },
-  finalLrScale: { type: "number", default: 0.1, min: 0, description: "lr factor of the final phase" },
+  ...FINAL_PHASE_OPTIONS,
   logEvery: { type: "integer", default: 50, min: 1, description: "steps between loss readbacks" },
   tolerance: { type: "number", default: 1e-3, min: 0, description: "relative agreement required" },
 } as const;

@@ -22,6 +22,18 @@ import { projectToBall } from "../../engine/optim/projection.ts";
 import { Rng } from "../../data/sampler.ts";
 import { angleBetween, ceBoundCorollary2, ceLossF64, classMeans, toRows } from "../../theory/mod.ts";
 
+/** CLI options of the low-learning-rate final phase, shared by fig1 and fig4. */
+export const FINAL_PHASE_OPTIONS = {
+  finalFraction: {
+    type: "number",
+    default: 0.2,
+    min: 0,
+    max: 1,
+    description: "fraction of steps at the end with lr × final-lr-scale",
+  },
+  finalLrScale: { type: "number", default: 0.1, min: 0, description: "lr factor of the final phase" },
+} as const;
+
 /**
  * `n` points drawn uniformly from the ball (or, with `onSphere`, the sphere) of radius `radius`
  * in R^h, as a flat row-major Float32Array [n·h].
