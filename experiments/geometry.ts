@@ -30,7 +30,14 @@
 import { join } from "node:path";
 import { initDevice } from "../engine/gpu.ts";
 import type { Tensor } from "../engine/tensor.ts";
-import { CliError, type ExperimentConfig, parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
+import {
+  CliError,
+  defaultConfig,
+  type ExperimentConfig,
+  parseExperimentArgs,
+  runDir,
+  saveConfig,
+} from "./lib/cli.ts";
 import { writeCsv } from "./lib/csv.ts";
 import { histogram, saveFigure } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
@@ -109,16 +116,9 @@ export const GEOMETRY_META = {
 };
 
 /** Defaults of every option (with out = runs/geometry). */
-export const defaultGeometryConfig: Readonly<GeometryConfig> = Object.freeze({
-  ...(Object.fromEntries(Object.entries(GEOMETRY_OPTIONS).map(([k, v]) => [k, v.default])) as unknown as Omit<
-    GeometryConfig,
-    "out" | "seed" | "json" | "quiet"
-  >),
-  out: join("runs", "geometry"),
-  seed: 0,
-  json: false,
-  quiet: false,
-});
+export const defaultGeometryConfig: Readonly<GeometryConfig> = Object.freeze(
+  defaultConfig(GEOMETRY_OPTIONS, join("runs", "geometry")),
+);
 
 /** summary.json of `deno task geometry`. */
 export interface GeometryReport {

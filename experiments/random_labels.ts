@@ -22,7 +22,7 @@
  * @module
  */
 import { join } from "node:path";
-import { type ExperimentConfig, parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
+import { defaultConfig, type ExperimentConfig, parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
 import { readCsv, writeCsv } from "./lib/csv.ts";
 import { writeJsonAtomic } from "./lib/atomic.ts";
 import { saveFigure } from "./lib/plot.ts";
@@ -112,17 +112,9 @@ export const RANDOM_LABELS_META = {
 };
 
 /** Defaults of every option (out = runs/random-labels). */
-export const defaultRandomLabelsConfig: Readonly<RandomLabelsConfig> = Object.freeze({
-  ...(Object.fromEntries(
-    Object.entries(RANDOM_LABELS_OPTIONS).map((
-      [k, v],
-    ) => [k, Array.isArray(v.default) ? [...v.default] : v.default]),
-  ) as unknown as Omit<RandomLabelsConfig, "out" | "seed" | "json" | "quiet">),
-  out: join("runs", "random-labels"),
-  seed: 0,
-  json: false,
-  quiet: false,
-});
+export const defaultRandomLabelsConfig: Readonly<RandomLabelsConfig> = Object.freeze(
+  defaultConfig(RANDOM_LABELS_OPTIONS, join("runs", "random-labels")),
+);
 
 /** fit.json of one finished (loss, p) run. */
 export interface FitRecord {

@@ -344,3 +344,15 @@ export async function saveConfig(dir: string, config: object): Promise<string> {
   await writeJsonAtomic(path, config);
   return path;
 }
+
+/**
+ * The configuration every option's default gives (lists copied), with `out`, seed 0 and no --json /
+ * --quiet: what a script's `run(config)` gets when called from code rather than the command line.
+ */
+export function defaultConfig<const S extends OptionsSpec>(spec: S, out: string): ExperimentConfig<S> {
+  const cfg: Record<string, unknown> = {};
+  for (const [key, option] of Object.entries(spec)) {
+    cfg[key] = Array.isArray(option.default) ? [...option.default] : option.default;
+  }
+  return { ...cfg, out, seed: 0, json: false, quiet: false } as ExperimentConfig<S>;
+}

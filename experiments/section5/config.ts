@@ -13,6 +13,7 @@ import { createHash } from "node:crypto";
 import {
   CliError,
   CliHelp,
+  defaultConfig,
   type ExperimentConfig,
   parseExperimentArgsOrThrow,
   timestamp,
@@ -214,15 +215,9 @@ export const TRAIN_META = {
 };
 
 /** The defaults of every option (with `out` = "runs/train"). */
-export const defaultTrainConfig: Readonly<TrainConfig> = Object.freeze({
-  ...(Object.fromEntries(
-    Object.entries(TRAIN_OPTIONS).map(([k, v]) => [k, v.default]),
-  ) as unknown as Omit<TrainConfig, "seed" | "out" | "json" | "quiet">),
-  seed: 0,
-  out: join("runs", "train"),
-  json: false,
-  quiet: false,
-});
+export const defaultTrainConfig: Readonly<TrainConfig> = Object.freeze(
+  defaultConfig(TRAIN_OPTIONS, join("runs", "train")),
+);
 
 /** Thrown for a configuration that cannot run (bad combination, resume mismatch). */
 export class ConfigError extends Error {
