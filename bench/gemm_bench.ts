@@ -3,13 +3,17 @@
  * ResNet-18 (CIFAR) convolution on 32×32 inputs at batch 8 or `--batch` (forward, grad input, grad weight).
  *
  * Each case is warmed up (pipeline compilation) and synced, then timed as `--samples` samples of
- * `--k` calls followed by one `await gpu().sync()`; the median per-call time gives GFLOP/s
+ * k calls followed by one `await gpu().sync()`, where k is `--k` or more: enough calls that a sample
+ * does at least `--min-gflop` (default 2, one 1024³ matmul) of work, so that small layers are not
+ * timed mostly by the fixed cost of a submit and a round trip (about 11 ms on the software adapter;
+ * `--min-gflop 0` shows it). The median per-call time gives GFLOP/s
  * (2·M·N·K, or 2·N·O·OH·OW·C·KH·KW for a convolution pass). On shared CPU cores the software
  * adapter's wall time depends on other processes, so the process CPU time (all threads) divided by
  * the core count is reported too ("per N CPU cores").
  *
  * Usage: deno run --allow-read --allow-write --allow-env bench/gemm_bench.ts [--k 3] [--samples 5]
- *   [--only matmul|conv] [--tiling register|shared] [--batch 8] [--filter substring] [--json out.json]
+ *   [--min-gflop 2]
+ *   [--only matmul|conv] [--tiling register|shared|TMxTNxWXxWY] [--batch 8] [--filter substring] [--json out.json]
  */
 import { gpu, initDevice } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
@@ -33,6 +37,7 @@ const TILING = arg("tiling", "");
 const JSON_OUT = arg("json", "");
 const BATCH = Number(arg("batch", "8"));
 const FILTER = arg("filter", "");
+const MIN_FLOPS = Number(arg("min-gflop", "2")) * 1e9;
 
 /** One timed case: `run` records one call (its outputs are disposed by the case). */
 interface Case {
@@ -44,6 +49,8 @@ interface Case {
 
 interface Result {
   name: string;
+  /** Calls per sample. */
+  calls: number;
   medianMs: number;
   minMs: number;
   /** FLOPs / median wall time. */
@@ -57,16 +64,17 @@ const CORES = navigator.hardwareConcurrency;
 async function time(c: Case): Promise<Result> {
   c.run();
   await gpu().sync(); // compile + first run
+  const calls = Math.max(K_CALLS, Math.ceil(MIN_FLOPS / c.flops));
   const samples: number[] = [];
   const cpu: number[] = [];
   for (let s = 0; s < SAMPLES; s++) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    for (let i = 0; i < K_CALLS; i++) c.run();
+    for (let i = 0; i < calls; i++) c.run();
     await gpu().sync();
-    samples.push((performance.now() - t0) / K_CALLS);
+    samples.push((performance.now() - t0) / calls);
     const used = process.cpuUsage(c0);
-    cpu.push((used.user + used.system) / 1000 / K_CALLS);
+    cpu.push((used.user + used.system) / 1000 / calls);
   }
   samples.sort((a, b) => a - b);
   cpu.sort((a, b) => a - b);
@@ -74,6 +82,7 @@ async function time(c: Case): Promise<Result> {
   const cpuMedian = cpu[Math.floor(cpu.length / 2)] / CORES;
   return {
     name: c.name,
+    calls,
     medianMs: median,
     minMs: samples[0],
     gflops: c.flops / median / 1e6,
@@ -145,6 +154,10 @@ function convCases(
 await initDevice();
 if (TILING === "register") setGemmTiling(REGISTER_TILING);
 if (TILING === "shared") setGemmTiling(SHARED_TILING);
+if (/^\d+x\d+x\d+x\d+$/.test(TILING)) {
+  const [tm, tn, wx, wy] = TILING.split("x").map(Number);
+  setGemmTiling({ ...REGISTER_TILING, threadM: tm, threadN: tn, tileM: tm * wy, tileN: tn * wx });
+}
 console.log(
   `adapter: ${gpu().report.name} (fallback ${gpu().report.isFallback}); k=${K_CALLS}, samples=${SAMPLES}`,
 );
@@ -162,7 +175,7 @@ async function bench(cases: Case[]): Promise<void> {
       `${r.name.padEnd(44)} ${r.medianMs.toFixed(2).padStart(9)} ms (min ${r.minMs.toFixed(2)})  ` +
         `${r.gflops.toFixed(2).padStart(7)} GFLOP/s wall, ${
           r.gflopsCpu.toFixed(2).padStart(7)
-        } per ${CORES} CPU cores`,
+        } per ${CORES} CPU cores (${r.calls} calls/sample)`,
     );
     c.dispose();
   }
@@ -173,6 +186,13 @@ if (ONLY !== "conv") {
     matmulCase("matmul 1024×1024·1024×1024", 1024, 1024, 1024),
     matmulCase("matmul 256×512·512×256", 256, 512, 256),
     matmulCase("matmul 1024×512·512×1024", 1024, 512, 1024),
+    // Plain matmuls of the GEMM shapes of some convolution passes (M×K·K×N), to tell the cost of the
+    // shape (short K, few rows) from the cost of the im2col addressing.
+    matmulCase("matmul 64×576·576×8192 (l1 fwd)", 64, 576, 8192),
+    matmulCase("matmul 512×4608·4608×128 (l4b fwd/dx)", 512, 4608, 128),
+    matmulCase("matmul 512×128·128×4608 (l4b dw)", 512, 128, 4608),
+    matmulCase("matmul 64×27·27×8192 (stem fwd)", 64, 27, 8192),
+    matmulCase("matmul 128×64·64×2048 (l2sc fwd)", 128, 64, 2048),
   ]);
 }
 if (ONLY !== "matmul") {

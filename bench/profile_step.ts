@@ -46,7 +46,7 @@ export function family(name: string): string {
     const pass = m?.[1] ?? name;
     const kind = pass === "forward"
       ? "fwd"
-      : pass === "gradInput" || pass === "weightToCTapO"
+      : pass === "gradInput" || pass === "phaseWeights"
       ? "dx"
       : pass === "gradWeight"
       ? "dw"

@@ -9,7 +9,9 @@
  * - `readB(b, k, col) -> f32`  element B[b][k][col]
  * - `writeC(b, row, col, v)`   stores C[b][row][col]
  * - optionally `readA4(b, row, k) -> vec4<f32>` = A[b][row][k..k+3] and
- *   `readB4(b, k, col) -> vec4<f32>` = B[b][k][col..col+3] (vectorised loads).
+ *   `readB4(b, k, col) -> vec4<f32>` = B[b][k][col..col+3] (vectorised loads), and
+ *   `writeC4(b, row, col, v: vec4<f32>)` storing C[b][row][col..col+3] (vectorised stores: a short
+ *   contraction such as a 3-channel stem's K = 27 is otherwise bound by its scalar stores).
  *
  * Contract: the template handles the M, N, K edges. Hooks are only called with `row < M`, `col < N`
  * and `k < K` (out-of-range rows and columns are clamped and their results discarded), `readA4` only
@@ -99,6 +101,8 @@ export interface GemmHooks {
   readA4?: string;
   /** Optional body of `fn readB4(b: u32, k: u32, col: u32) -> vec4<f32>` (B[k][col..col+3]). */
   readB4?: string;
+  /** Optional body of `fn writeC4(b: u32, row: u32, col: u32, v: vec4<f32>)` (C[row][col..col+3]). */
+  writeC4?: string;
 }
 
 /** A GEMM problem: sizes, batch count, hooks and tiling. */
@@ -171,7 +175,14 @@ fn readA4(b: u32, row: u32, k: u32) -> vec4<f32> {
 }
 fn readB4(b: u32, k: u32, col: u32) -> vec4<f32> {
   ${readB4}
-}`;
+}${
+    hooks.writeC4 && N % 4 === 0
+      ? `
+fn writeC4(b: u32, row: u32, col: u32, v: vec4<f32>) {
+  ${hooks.writeC4}
+}`
+      : ""
+  }`;
 }
 
 function checkSpec(spec: GemmSpec): void {
@@ -262,9 +273,16 @@ function registerKernel(spec: GemmSpec): GemmKernel {
     });
   }
   const comps = ["x", "y", "z", "w"];
+  const vecC = spec.hooks.writeC4 !== undefined && N % 4 === 0;
   for (const i of I) {
     lines.push(`  if (row0 + ${i}u < ${M}u) {`);
     for (const j of J) {
+      if (vecC) {
+        lines.push(
+          `    if (col0 + ${4 * j}u < ${N}u) { writeC4(bz, row0 + ${i}u, col0 + ${4 * j}u, acc${i}_${j}); }`,
+        );
+        continue;
+      }
       for (const l of range(4)) {
         const col = `col0 + ${4 * j + l}u`;
         lines.push(`    if (${col} < ${N}u) { writeC(bz, row0 + ${i}u, ${col}, acc${i}_${j}.${comps[l]}); }`);

@@ -4,11 +4,12 @@
  *
  * - forward: y[o, (n,oh,ow)] = Σ_{(c,kh,kw)} w[o, (c,kh,kw)] · im2col(x)[(c,kh,kw), (n,oh,ow)]
  *   (M = O, N = batch·OH·OW, K = C·KH·KW; the im2col addressing and zero padding live in readB).
- * - grad input: a transposed convolution gathered from dy with the kernel re-laid out as
- *   [C, KH, KW, O] (a small copy, so weight loads are vec4), split into stride² phases (pixels with
+ * - grad input: a transposed convolution gathered from dy, split into stride² phases (pixels with
  *   ih ≡ ph, iw ≡ pw mod stride). In one phase only taps kh ≡ ph + pad (mod stride) reach the pixel,
  *   so each phase is a dense GEMM (M = C, N = batch·pixels of the phase, K = O·taps) with no wasted
- *   products even at stride 2; readB checks the dy bounds.
+ *   products even at stride 2; the kernel is re-laid out per phase as [C, O, taps] (a small copy, so
+ *   weight loads are vec4 and the contraction is channel-major like the forward's); readB checks the
+ *   dy bounds.
  * - grad weight: dw[o, (c,kh,kw)] = Σ_{(n,oh,ow)} dy[o, (n,oh,ow)] · im2col(x)[(c,kh,kw), (n,oh,ow)]
  *   (M = O, N = C·KH·KW, K = batch·OH·OW).
  */
@@ -114,16 +115,20 @@ function forwardHooks(g: ConvGeometry): GemmHooks {
   const OHW = g.OH * g.OW;
   const wVec = K % 4 === 0;
   const s = g.stride;
+  const yVec = OHW % 4 === 0;
+  const yIndex = `(col / ${OHW}u * ${g.O}u + row) * ${OHW}u + col % ${OHW}u`;
   const hooks: GemmHooks = {
     decls: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<${yVec ? "vec4<f32>" : "f32"}>;
 ${xAtDecl(g)}`,
     readA: wVec ? `let i = row * ${K}u + k; return w[i / 4u][i % 4u];` : `return w[row * ${K}u + k];`,
     readB: `${splitTap(g, "k")} ${splitPixel(g, "col")}
   return ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};`,
-    writeC: `let n = col / ${OHW}u; let q = col % ${OHW}u; y[(n * ${g.O}u + row) * ${OHW}u + q] = v;`,
+    writeC: yVec ? `let i = ${yIndex}; y[i / 4u][i % 4u] = v;` : `y[${yIndex}] = v;`,
   };
+  // Four consecutive output columns of one image are contiguous in y when OH·OW % 4 == 0.
+  if (yVec) hooks.writeC4 = `y[(${yIndex}) / 4u] = v;`;
   if (wVec) hooks.readA4 = `return w[(row * ${K}u + k) / 4u];`;
   if (g.OW % 4 === 0) {
     // Four consecutive columns share n and oh: one decomposition, four bounded loads.
@@ -144,16 +149,19 @@ function gradWeightHooks(g: ConvGeometry, kChunk = 0): GemmHooks {
   // partial sum; without split the batch is 1 and k is already global.
   const kg = kChunk ? `(b * ${kChunk}u + k)` : "k";
   const dyIndex = (k: string) => `(${k} / ${OHW}u * ${g.O}u + row) * ${OHW}u + ${k} % ${OHW}u`;
+  const dwVec = CKK % 4 === 0;
+  const dwIndex = kChunk ? `(b * ${g.O}u + row) * ${CKK}u + col` : `row * ${CKK}u + col`;
   const hooks: GemmHooks = {
     decls: `@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> dy: array<${dyVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> dw: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dw: array<${dwVec ? "vec4<f32>" : "f32"}>;
 ${xAtDecl(g)}`,
     readA: dyVec ? `let i = ${dyIndex(kg)}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex(kg)}];`,
     readB: `${splitTap(g, "col")} ${splitPixel(g, kg)}
   return ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};`,
-    writeC: kChunk ? `dw[(b * ${g.O}u + row) * ${CKK}u + col] = v;` : `dw[row * ${CKK}u + col] = v;`,
+    writeC: dwVec ? `let i = ${dwIndex}; dw[i / 4u][i % 4u] = v;` : `dw[${dwIndex}] = v;`,
   };
+  if (dwVec) hooks.writeC4 = `dw[(${dwIndex}) / 4u] = v;`;
   if (dyVec) hooks.readA4 = `return dy[(${dyIndex(kg)}) / 4u];`;
   // Four consecutive taps: share the pixel decomposition.
   hooks.readB4 = `${splitPixel(g, kg)}
@@ -206,48 +214,55 @@ function phases(g: ConvGeometry): Phase[] {
 }
 
 /**
- * Grad-input hooks of one phase: A[c, k] = w[o, c, kh, kw] with k = (th·nkw + tw)·O + o and
- * kh = kh0 + s·th; B[k, (n,i,j)] = dy[n, o, i + dh0 − th, j + dw0 − tw] (0 outside); C → dx.
+ * Grad-input hooks of one phase: A[c, k] = wp[c, o, t] (the phase's weight, see `phaseWeights`) with
+ * k = o·taps + t and tap t = th·nkw + tw ↔ (kh, kw) = (kh0 + s·th, kw0 + s·tw);
+ * B[k, (n,i,j)] = dy[n, o, i + dh0 − th, j + dw0 − tw] (0 outside); C → dx. The contraction runs
+ * channel-major like the forward im2col: consecutive k are neighbouring taps of one dy plane.
  */
-function gradInputHooks(g: ConvGeometry, f: Phase, zeroPhases: Phase[] = []): GemmHooks {
+function gradInputHooks(g: ConvGeometry, f: Phase, wOffset: number, zeroPhases: Phase[] = []): GemmHooks {
   const s = g.stride;
-  const { O, C, KH, KW, OH, OW, H, W } = g;
+  const { O, C, OH, OW, H, W } = g;
   const dh0 = (f.ph + g.pad - f.kh0) / s;
   const dw0 = (f.pw + g.pad - f.kw0) / s;
   const P = f.hp * f.wp;
-  const splitK =
-    `let o = k % ${O}u; let t = k / ${O}u; let th = i32(t / ${f.nkw}u); let tw = i32(t % ${f.nkw}u);`;
+  const nt = f.nkh * f.nkw;
+  const K = O * nt;
+  const splitK = nt === 1
+    ? `let o = k; let th = 0; let tw = 0;`
+    : `let o = k / ${nt}u; let t = k % ${nt}u; let th = i32(t / ${f.nkw}u); let tw = i32(t % ${f.nkw}u);`;
   const splitCol =
     `let n = col / ${P}u; let q = col % ${P}u; let i = i32(q / ${f.wp}u); let j = i32(q % ${f.wp}u);`;
-  // wt is the weight re-laid out as [C, KH, KW, O] (see `weightToCTapO`): 4 consecutive k of one tap
-  // are 4 consecutive o, one aligned vec4 when O % 4 == 0.
-  const wIndex = (o: string) =>
-    `(((row * ${KH}u + u32(${f.kh0} + ${s} * th)) * ${KW}u + u32(${f.kw0} + ${s} * tw)) * ${O}u + ${o})`;
-  const wVec = O % 4 === 0;
+  // Rows of A are contiguous (K floats from wOffset + row·K): vec4 loads when both are multiples of 4.
+  const wVec = K % 4 === 0 && wOffset % 4 === 0;
+  const dxIndex = `((n * ${C}u + row) * ${H}u + u32(${f.ph} + ${s} * i)) * ${W}u + u32(${f.pw} + ${s} * j)`;
+  // At stride 1 four consecutive columns of a row are four contiguous, aligned dx pixels (W % 4 == 0).
+  const dxVec = s === 1 && W % 4 === 0 && zeroPhases.length === 0;
   const hooks: GemmHooks = {
     decls: `@group(0) @binding(0) var<storage, read> dy: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx: array<${dxVec ? "vec4<f32>" : "f32"}>;
 fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
   let ok = oh >= 0 && oh < ${OH} && ow >= 0 && ow < ${OW};
   let i = select(0u, ((n * ${O}u + o) * ${OH}u + u32(oh)) * ${OW}u + u32(ow), ok);
   return select(0.0, dy[i], ok);
 }`,
     readA: wVec
-      ? `${splitK} let i = ${wIndex("o")}; return w[i / 4u][i % 4u];`
-      : `${splitK} return w[${wIndex("o")}];`,
+      ? `let i = ${wOffset}u + row * ${K}u + k; return w[i / 4u][i % 4u];`
+      : `return w[${wOffset}u + row * ${K}u + k];`,
     readB: `${splitK} ${splitCol} return dyAt(n, o, i + ${dh0} - th, j + ${dw0} - tw);`,
-    writeC:
-      `${splitCol} dx[((n * ${C}u + row) * ${H}u + u32(${f.ph} + ${s} * i)) * ${W}u + u32(${f.pw} + ${s} * j)] = v;` +
-      // Pixels of phases no tap reaches (1×1 stride-2 shortcuts) are zeroed here, not by extra dispatches:
-      // pixel (ph' + s·i, pw' + s·j) of such a phase lies next to pixel (s·i, s·j) of phase (0, 0).
-      zeroPhases.map((z) => {
-        const ih = `${z.ph} + ${s} * i`;
-        const iw = `${z.pw} + ${s} * j`;
-        return `\n  if (${ih} < ${H} && ${iw} < ${W}) { dx[((n * ${C}u + row) * ${H}u + u32(${ih})) * ${W}u + u32(${iw})] = 0.0; }`;
-      }).join(""),
+    writeC: dxVec
+      ? `${splitCol} let e = ${dxIndex}; dx[e / 4u][e % 4u] = v;`
+      : `${splitCol} dx[${dxIndex}] = v;` +
+        // Pixels of phases no tap reaches (1×1 stride-2 shortcuts) are zeroed here, not by extra dispatches:
+        // pixel (ph' + s·i, pw' + s·j) of such a phase lies next to pixel (s·i, s·j) of phase (0, 0).
+        zeroPhases.map((z) => {
+          const ih = `${z.ph} + ${s} * i`;
+          const iw = `${z.pw} + ${s} * j`;
+          return `\n  if (${ih} < ${H} && ${iw} < ${W}) { dx[((n * ${C}u + row) * ${H}u + u32(${ih})) * ${W}u + u32(${iw})] = 0.0; }`;
+        }).join(""),
   };
-  if (wVec) hooks.readA4 = `${splitK} return w[${wIndex("o")} / 4u];`;
+  if (wVec) hooks.readA4 = `return w[(${wOffset}u + row * ${K}u + k) / 4u];`;
+  if (dxVec) hooks.writeC4 = `${splitCol} dx[(${dxIndex}) / 4u] = v;`;
   if (f.wp % 4 === 0) {
     hooks.readB4 = `${splitK} ${splitCol} let oh = i + ${dh0} - th; let ow = j + ${dw0} - tw;
   return vec4<f32>(dyAt(n, o, oh, ow), dyAt(n, o, oh, ow + 1), dyAt(n, o, oh, ow + 2), dyAt(n, o, oh, ow + 3));`;
@@ -279,49 +294,48 @@ export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeomet
   dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g), [x, w, y]);
 }
 
-/** The weight [O, C, KH, KW] re-laid out as [C, KH, KW, O] (a small copy; makes grad-input loads vec4). */
-function weightToCTapO(w: Tensor, g: ConvGeometry): Tensor {
-  const KK = g.KH * g.KW;
-  const n = g.O * g.C * KK;
-  const wt = empty([g.C, g.KH, g.KW, g.O]);
-  const CKK = g.C * KK;
-  if (g.O % 4 === 0 && CKK % 4 === 0) {
-    // 4×4 blocks: four vec4 row loads of w, four vec4 stores of wt (a scalar gather is ~10× slower).
-    const blocks = (g.O / 4) * (CKK / 4);
-    const code = `@group(0) @binding(0) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> wt: array<vec4<f32>>;
-${flatMain(blocks, 64)}
-  let ob = i % ${g.O / 4}u; let cb = i / ${g.O / 4}u;
-  let r0 = w[(4u * ob) * ${CKK / 4}u + cb];
-  let r1 = w[(4u * ob + 1u) * ${CKK / 4}u + cb];
-  let r2 = w[(4u * ob + 2u) * ${CKK / 4}u + cb];
-  let r3 = w[(4u * ob + 3u) * ${CKK / 4}u + cb];
-  wt[(4u * cb) * ${g.O / 4}u + ob] = vec4<f32>(r0.x, r1.x, r2.x, r3.x);
-  wt[(4u * cb + 1u) * ${g.O / 4}u + ob] = vec4<f32>(r0.y, r1.y, r2.y, r3.y);
-  wt[(4u * cb + 2u) * ${g.O / 4}u + ob] = vec4<f32>(r0.z, r1.z, r2.z, r3.z);
-  wt[(4u * cb + 3u) * ${g.O / 4}u + ob] = vec4<f32>(r0.w, r1.w, r2.w, r3.w);
-}`;
-    gpu().dispatch(
-      { name: `conv2d.weightToCTapO ${label(g)}`, code },
-      [w.range, wt.range],
-      grid1d(blocks, 64),
-    );
-    return wt;
+/**
+ * The weight [O, C, KH, KW] re-laid out per stride phase as [C, O, taps] (taps of the phase in
+ * (th, tw) order), the phases one after another from the offsets returned: row c of a phase's A
+ * operand is then contiguous (vec4 loads). One invocation per (o, c) reads its KH·KW taps once.
+ */
+function phaseWeights(w: Tensor, g: ConvGeometry, fs: Phase[]): { wp: Tensor; offsets: number[] } {
+  const offsets: number[] = [];
+  let total = 0;
+  for (const f of fs) {
+    offsets.push(total);
+    total += g.C * g.O * f.nkh * f.nkw;
   }
+  const wp = empty([total]);
+  const KK = g.KH * g.KW;
+  const lines: string[] = [];
+  fs.forEach((f, p) => {
+    const nt = f.nkh * f.nkw;
+    for (let th = 0; th < f.nkh; th++) {
+      for (let tw = 0; tw < f.nkw; tw++) {
+        const tap = (f.kh0 + g.stride * th) * g.KW + f.kw0 + g.stride * tw;
+        lines.push(
+          `  wp[${offsets[p]}u + (c * ${g.O}u + o) * ${nt}u + ${th * f.nkw + tw}u] = w[base + ${tap}u];`,
+        );
+      }
+    }
+  });
+  const n = g.O * g.C;
   const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> wt: array<f32>;
-${flatMain(n)}
-  let o = i % ${g.O}u; let ct = i / ${g.O}u;
-  wt[i] = w[o * ${g.C * KK}u + ct];
+@group(0) @binding(1) var<storage, read_write> wp: array<f32>;
+${flatMain(n, 64)}
+  let o = i / ${g.C}u; let c = i % ${g.C}u; let base = i * ${KK}u;
+${lines.join("\n")}
 }`;
-  gpu().dispatch({ name: `conv2d.weightToCTapO ${label(g)}`, code }, [w.range, wt.range], grid1d(n));
-  return wt;
+  gpu().dispatch({ name: `conv2d.phaseWeights ${label(g)}`, code }, [w.range, wp.range], grid1d(n, 64));
+  return { wp, offsets };
 }
 
 /** Records the grad-input GEMMs (one per stride phase) into `dx` [N, C, H, W]. */
 export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeometry): void {
   const fs = phases(g);
-  const wt = fs.some((f) => f.nkh * f.nkw > 0) ? weightToCTapO(w, g) : null;
+  const live = fs.filter((f) => f.nkh * f.nkw > 0);
+  const { wp, offsets } = live.length ? phaseWeights(w, g, live) : { wp: null, offsets: [] };
   // Phase (0, 0) has the most pixels; when it has taps it also zeroes the phases without any.
   const first = fs[0];
   const fuse = first.ph === 0 && first.pw === 0 && first.nkh * first.nkw > 0;
@@ -331,11 +345,11 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
     if (sizes.K === 0) {
       if (!fuse) dispatchGemm(`conv2d.gradInput.zero ${label(g)}`, sizes, zeroPhaseHooks(g, f), [dx]);
     } else {
-      const hooks = gradInputHooks(g, f, f === first ? zeros : []);
-      dispatchGemm(`conv2d.gradInput ${label(g)}`, sizes, hooks, [dy, wt!, dx]);
+      const hooks = gradInputHooks(g, f, offsets[live.indexOf(f)], f === first ? zeros : []);
+      dispatchGemm(`conv2d.gradInput ${label(g)}`, sizes, hooks, [dy, wp!, dx]);
     }
   }
-  wt?.dispose();
+  wp?.dispose();
 }
 
 /** Records the grad-weight GEMM into `dw` [O, C, KH, KW]. */

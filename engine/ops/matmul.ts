@@ -49,7 +49,8 @@ export function dispatchGemm(
   const key =
     `${sizes.M},${sizes.N},${sizes.K},${sizes.batch}|${tiling.tileM},${tiling.tileN},${tiling.tileK},` +
     `${tiling.threadM},${tiling.threadN},${tiling.useWorkgroupMemory}|${hooks.decls}\u0000${hooks.readA}\u0000` +
-    `${hooks.readB}\u0000${hooks.writeC}\u0000${hooks.readA4 ?? "-"}\u0000${hooks.readB4 ?? "-"}`;
+    `${hooks.readB}\u0000${hooks.writeC}\u0000${hooks.readA4 ?? "-"}\u0000${hooks.readB4 ?? "-"}\u0000` +
+    `${hooks.writeC4 ?? "-"}`;
   let kernel = kernelMemo.get(key);
   if (!kernel) {
     kernel = gemmKernel({ ...sizes, hooks, tiling });
@@ -84,8 +85,12 @@ function matmulHooks(
   b: Operand,
   reduceBatch: number,
   extraDecls = "",
-  writeC = `c[b * ${M * N}u + row * ${N}u + col] = v;`,
+  writeC?: string,
 ): GemmHooks {
+  // The default epilogue stores vec4 rows when N % 4 == 0 (then every row starts 16-byte aligned).
+  const cVec = writeC === undefined && N % 4 === 0;
+  const cIndex = `b * ${M * N}u + row * ${N}u + col`;
+  writeC ??= `c[${cIndex}] = v;`;
   // Contraction index → (batch, k) when the batch is reduced.
   const split = (k: string) =>
     reduceBatch > 1 ? { bb: `(${k} / ${K}u)`, kk: `(${k} % ${K}u)` } : { bb: "b", kk: k };
@@ -104,7 +109,7 @@ function matmulHooks(
   const bVec = !b.trans && N % 4 === 0 && b.batchStride % 4 === 0;
   const decls = `@group(0) @binding(0) var<storage, read> A: array<${aVec ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(1) var<storage, read> B: array<${bVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(2) var<storage, read_write> c: array<${cVec ? "vec4<f32>" : "f32"}>;
 ${extraDecls}`;
   const hooks: GemmHooks = {
     decls,
@@ -114,8 +119,9 @@ ${extraDecls}`;
     readB: bVec
       ? `let i = ${bIndex("k", "col")}; return B[i / 4u][i % 4u];`
       : `return B[${bIndex("k", "col")}];`,
-    writeC,
+    writeC: cVec ? `let i = ${cIndex}; c[i / 4u][i % 4u] = v;` : writeC,
   };
+  if (cVec) hooks.writeC4 = `c[(${cIndex}) / 4u] = v;`;
   if (aVec) hooks.readA4 = `return A[(${aIndex("row", "k")}) / 4u];`;
   if (bVec) hooks.readB4 = `return B[(${bIndex("k", "col")}) / 4u];`;
   else if (b.trans) {
