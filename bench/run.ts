@@ -1,13 +1,16 @@
 /**
  * Peer benchmark: our engine against TensorFlow.js's WebGPU backend (same process, same adapter,
- * samples interleaved) and, with `--torch`, PyTorch on the CPU (2 threads, a separate process).
+ * samples interleaved) and, with `--torch`, PyTorch on the CPU (2 threads, a separate process), with
+ * `--torch-cuda`, PyTorch on a CUDA GPU in fp32 with TF32 off and with TF32 on (a separate process).
  *
  *   deno task bench [--quick] [--cases matmul,conv,resnet,supcon] [--torch] [--slow-peers]
- *                   [--json out.json] [--iters N]
+ *                   [--json out.json] [--iters N] [--inner K] [--resnet-batches 8,32,256]
+ *                   [--torch-cuda [--python python3]] [--torch-jsonl FILE]
  *
- * Every sample times k iterations plus one readback of a scalar, divided by k; nothing is
- * subtracted. Table cells: median (min–max) ms per iteration; ratios are time ours/peer (< 1: ours
- * is faster).
+ * Every sample times k iterations (`--inner`, default 1) plus one readback of a scalar, divided by k;
+ * nothing is subtracted. Table cells: median (min–max) ms per iteration; ratios are time ours/peer
+ * (< 1: ours is faster). On a hardware adapter the ResNet-18 step also runs at batch 256 and the TF.js
+ * cases that are slow on the software adapter run too.
  */
 import { parseArgs } from "node:util";
 import { gpu, initDevice } from "../engine/gpu.ts";
@@ -33,6 +36,7 @@ import {
   environment,
   errorNote,
   fmtGflops,
+  fmtMs,
   fmtRatio,
   fmtStats,
   markdownTable,
@@ -205,17 +209,36 @@ interface Spec {
   peerSkip?: string;
   iters: number;
   budgetMs: number;
+  /** Calls per sample (k). */
+  inner: number;
   /** Runs after the warm-up, before sampling (cross-checks), returning a note. */
   check?: (ours: BenchCase, peer: BenchCase) => Promise<string>;
 }
 
 type Tfjs = typeof import("./peers/tfjs.ts");
 
+/** Calls per sample of a ResNet step: `inner` at batch 8, fewer for larger batches (as torch_cuda.py). */
+export function resnetInner(inner: number, batch: number): number {
+  return Math.max(1, Math.floor(inner * 8 / batch));
+}
+
+/** ResNet-18 step batches: 8 (quick), 8 and 32 on the software adapter, also 256 on a GPU. */
+export function resnetBatches(opts: { quick: boolean; hardware: boolean; list?: string }): number[] {
+  if (opts.list) {
+    const batches = opts.list.split(",").map((s) => Number(s.trim()));
+    if (batches.some((b) => !Number.isInteger(b) || b < 1)) {
+      throw new Error(`bad --resnet-batches ${opts.list}`);
+    }
+    return batches;
+  }
+  return opts.quick ? [8] : opts.hardware ? [8, 32, 256] : [8, 32];
+}
+
 function buildSpecs(
-  opts: { quick: boolean; slowPeers: boolean; iters?: number },
+  opts: { quick: boolean; slowPeers: boolean; iters?: number; inner: number; batches: number[] },
   tfjs: () => Promise<Tfjs>,
 ): Spec[] {
-  const { quick, slowPeers } = opts;
+  const { quick, slowPeers, inner } = opts;
   const specs: Spec[] = [];
   const it = (n: number) => opts.iters ?? (quick ? Math.min(n, 3) : n);
   const budget = quick ? 4000 : 10000;
@@ -229,6 +252,7 @@ function buildSpecs(
     peer: async () => (await tfjs()).tfMatmul(1024, 1024, 1024),
     iters: it(5),
     budgetMs: budget,
+    inner,
   });
   for (const b of quick ? [256, 1024] : [256, 1024, 4096]) {
     specs.push({
@@ -240,6 +264,7 @@ function buildSpecs(
       peer: async () => (await tfjs()).tfMatmul(b, 512, b, { transB: true }),
       iters: it(b >= 4096 ? 3 : 5),
       budgetMs: budget,
+      inner,
     });
   }
 
@@ -260,12 +285,13 @@ function buildSpecs(
         peer: async () => (await tfjs()).tfConv(c, pass),
         iters: it(5),
         budgetMs: budget,
+        inner,
       });
     }
   }
 
-  for (const batch of quick ? [8] : [8, 32]) {
-    const slow = batch === 32 || quick;
+  for (const batch of opts.batches) {
+    const slow = batch >= 32 || quick;
     specs.push({
       id: `resnet18-step-b${batch}`,
       group: "resnet",
@@ -278,6 +304,7 @@ function buildSpecs(
         : undefined,
       iters: it(batch === 8 ? 5 : 3),
       budgetMs: batch === 8 ? 20000 : 30000,
+      inner: resnetInner(inner, batch),
     });
   }
 
@@ -307,6 +334,7 @@ function buildSpecs(
         : undefined,
       iters: it(b >= 4096 ? 3 : 5),
       budgetMs: budget,
+      inner,
       check: async () => {
         if (!oursLoss || !peerLoss) return "";
         const [a, p] = [await oursLoss(), await peerLoss()];
@@ -322,8 +350,11 @@ function buildSpecs(
 // ---------------------------------------------------------------------------------------------
 // PyTorch (separate process)
 
+/** One line of torch_cpu.py / torch_cuda.py output. */
 interface TorchLine {
   id: string;
+  /** torch_cuda.py: `fp32` (TF32 off) or `tf32`; absent for torch_cpu.py. */
+  mode?: string;
   median?: number;
   min?: number;
   max?: number;
@@ -332,32 +363,111 @@ interface TorchLine {
   info?: Record<string, unknown>;
 }
 
-async function runTorch(
-  args: string[],
-): Promise<{ results: Map<string, TorchLine>; info: Record<string, unknown> }> {
+/** A PyTorch column of the table: which peer output and mode it shows. */
+interface TorchColumn {
+  /** Key in `CaseResult.results` / `notes`. */
+  key: string;
+  /** Mode of the lines it takes (`""` for torch_cpu.py). */
+  mode: string;
+  /** Column title. */
+  title: string;
+  /** Name in the ratio column. */
+  short: string;
+}
+
+const TORCH_CPU: TorchColumn = { key: "torch", mode: "", title: "PyTorch CPU", short: "PyTorch" };
+const TORCH_CUDA: TorchColumn[] = [
+  { key: "torch-fp32", mode: "fp32", title: "PyTorch CUDA fp32", short: "PyTorch fp32" },
+  { key: "torch-tf32", mode: "tf32", title: "PyTorch CUDA TF32", short: "PyTorch TF32" },
+];
+
+/** What a PyTorch peer printed: its info line, per-mode info, and results by mode, then case id. */
+export interface TorchOutput {
+  info: Record<string, unknown>;
+  modes: Record<string, Record<string, unknown>>;
+  results: Map<string, Map<string, TorchLine>>;
+}
+
+/** Parses the JSON lines of torch_cpu.py or torch_cuda.py (other lines are ignored). */
+export function parseTorchLines(text: string): TorchOutput {
+  const out: TorchOutput = { info: {}, modes: {}, results: new Map() };
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    const r = JSON.parse(line) as TorchLine;
+    const mode = r.mode ?? "";
+    if (r.id === "info") out.info = r.info ?? {};
+    else if (r.id === "mode-info") out.modes[mode] = r.info ?? {};
+    else {
+      if (!out.results.has(mode)) out.results.set(mode, new Map());
+      out.results.get(mode)!.set(r.id, r);
+    }
+  }
+  return out;
+}
+
+/** Runs a PyTorch peer script with `python`, returning its parsed output. */
+async function runTorch(python: string, script: string, args: string[]): Promise<TorchOutput> {
   const env = Deno.env.toObject();
   // Set on some machines for old OpenBLAS builds; they slow a current one (bench only, not tests).
   delete env.OPENBLAS_CORETYPE;
   delete env.OPENBLAS_L2_SIZE;
-  const script = new URL("./peers/torch_cpu.py", import.meta.url).pathname;
-  const command = new Deno.Command("/usr/bin/python3", {
-    args: [script, ...args],
+  env.PYTHONDONTWRITEBYTECODE = "1";
+  const path = new URL(`./peers/${script}`, import.meta.url).pathname;
+  const command = new Deno.Command(python, {
+    args: [path, ...args],
     env,
     clearEnv: true,
     stdout: "piped",
     stderr: "inherit",
   });
   const out = await command.output();
-  const results = new Map<string, TorchLine>();
-  let info: Record<string, unknown> = {};
-  for (const line of new TextDecoder().decode(out.stdout).split("\n")) {
-    if (!line.startsWith("{")) continue;
-    const r = JSON.parse(line) as TorchLine;
-    if (r.id === "info") info = r.info ?? {};
-    else results.set(r.id, r);
+  const parsed = parseTorchLines(new TextDecoder().decode(out.stdout));
+  if (!out.success && parsed.results.size === 0) {
+    throw new Error(`${script} exited with ${out.code}${parsed.info.error ? `: ${parsed.info.error}` : ""}`);
   }
-  if (!out.success && results.size === 0) throw new Error(`torch_cpu.py exited with ${out.code}`);
-  return { results, info };
+  return parsed;
+}
+
+/** Copies a PyTorch peer's results of one mode into the rows, under `column.key`. */
+function mergeTorch(results: CaseResult[], torch: TorchOutput, column: TorchColumn): void {
+  const byId = torch.results.get(column.mode) ?? new Map<string, TorchLine>();
+  for (const r of results) {
+    const t = byId.get(r.id);
+    if (!t) {
+      r.results[column.key] = null;
+      r.notes[column.key] = `no ${column.title} case`;
+    } else if (t.error || t.median === undefined) {
+      r.results[column.key] = null;
+      r.notes[column.key] = `failed: ${t.error ?? "no result"}`;
+    } else {
+      r.results[column.key] = { median: t.median, min: t.min!, max: t.max!, samples: t.samples ?? [] };
+    }
+  }
+}
+
+/** "ResNet-18 step ≥ 50% of PyTorch fp32": one line per ResNet row with a PyTorch CUDA fp32 time. */
+export function resnetTargetLines(results: CaseResult[]): string[] {
+  const lines: string[] = [];
+  for (const r of results) {
+    if (r.group !== "resnet") continue;
+    const ours = r.results.ours;
+    const fp32 = r.results["torch-fp32"];
+    const tf32 = r.results["torch-tf32"];
+    if (!ours || !fp32) continue;
+    const share = fp32.median / ours.median;
+    const extra = tf32
+      ? `; TF32 ${fmtMs(tf32.median)} ms → ${(100 * tf32.median / ours.median).toFixed(0)}%`
+      : "";
+    lines.push(
+      `- ${r.label}: ours ${fmtMs(ours.median)} ms, PyTorch CUDA fp32 ${
+        fmtMs(fp32.median)
+      } ms → ours runs at ` +
+        `**${(100 * share).toFixed(0)}%** of PyTorch fp32's speed (target ≥ 50%: ${
+          share >= 0.5 ? "met" : "not met"
+        })${extra}`,
+    );
+  }
+  return lines;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,21 +481,31 @@ async function main(): Promise<void> {
       torch: { type: "boolean", default: false },
       "slow-peers": { type: "boolean", default: false },
       "no-tfjs": { type: "boolean", default: false },
+      "torch-cuda": { type: "boolean", default: false },
+      "torch-jsonl": { type: "string" },
+      python: { type: "string" },
       cases: { type: "string" },
       json: { type: "string" },
       iters: { type: "string" },
+      inner: { type: "string", default: "1" },
+      "resnet-batches": { type: "string" },
       help: { type: "boolean", default: false },
     },
   });
   if (values.help) {
     console.log(
       "deno task bench [--quick] [--cases matmul,conv,resnet,supcon] [--torch] [--slow-peers] [--no-tfjs] " +
-        "[--iters N] [--json out.json]",
+        "[--iters N] [--inner K] [--resnet-batches 8,32,256] [--json out.json]\n" +
+        "  [--torch-cuda [--python python3]]  PyTorch on CUDA, TF32 off and on (bench/peers/torch_cuda.py)\n" +
+        "  [--torch-jsonl FILE]                 read the lines of an earlier torch_cuda.py/torch_cpu.py run",
     );
     return;
   }
   const groups = values.cases ? new Set(values.cases.split(",").map((s) => s.trim())) : null;
+  const inner = Number(values.inner);
+  if (!Number.isInteger(inner) || inner < 1) throw new Error(`bad --inner ${values.inner}`);
   const g = await initDevice();
+  const hardware = !g.report.isFallback;
   const env = await environment();
   let tfjsModule: Tfjs | null = null;
   let tfjsError: string | null = values["no-tfjs"] ? "disabled (--no-tfjs)" : null;
@@ -409,14 +529,34 @@ async function main(): Promise<void> {
   const specs = buildSpecs(
     {
       quick: values.quick,
-      slowPeers: values["slow-peers"],
+      // The TF.js cases skipped for time on the software adapter take well under a second on a GPU.
+      slowPeers: values["slow-peers"] || hardware,
       iters: values.iters ? Number(values.iters) : undefined,
+      inner,
+      batches: resnetBatches({ quick: values.quick, hardware, list: values["resnet-batches"] }),
     },
     tfjs,
   ).filter((s) => !groups || groups.has(s.group));
 
   console.error(`# ${env.date}  ours: ${g.report.name} (${g.report.isFallback ? "fallback" : "hardware"})`);
   const results: CaseResult[] = [];
+  let torchInfo: Record<string, unknown> | null = null;
+  let torchCudaInfo: Record<string, unknown> | null = null;
+  const writeJson = async (partial: boolean) => {
+    if (!values.json) return;
+    const doc = {
+      partial,
+      env,
+      ours: g.report.name,
+      adapter: g.report,
+      inner,
+      tfjs: tfjsInfo || tfjsError,
+      torch: torchInfo,
+      torchCuda: torchCudaInfo,
+      results,
+    };
+    await Deno.writeTextFile(values.json, JSON.stringify(doc, null, 2));
+  };
   for (const spec of specs) {
     const t0 = performance.now();
     const result: CaseResult = {
@@ -453,6 +593,7 @@ async function main(): Promise<void> {
         warmup: 1,
         iters: spec.iters,
         minIters: Math.min(2, spec.iters),
+        inner: spec.inner,
         budgetMs: spec.budgetMs,
       });
       names.forEach((name, j) => {
@@ -473,6 +614,7 @@ async function main(): Promise<void> {
       }
     }
     results.push(result);
+    await writeJson(true); // a run stopped by a time limit keeps the cases done so far
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     console.error(
       `${spec.id}: ours ${fmtStats(result.results.ours)}, tfjs ${fmtStats(result.results.tfjs)} ms` +
@@ -482,32 +624,52 @@ async function main(): Promise<void> {
     );
   }
 
-  let torchInfo: Record<string, unknown> | null = null;
+  const batchArg = values["resnet-batches"] ??
+    resnetBatches({ quick: values.quick, hardware, list: undefined }).join(",");
+  const peerArgs = [
+    ...(values.quick ? ["--quick"] : []),
+    ...(values.cases ? ["--cases", values.cases] : []),
+  ];
   if (values.torch) {
-    const args = [...(values.quick ? ["--quick"] : []), ...(values.cases ? ["--cases", values.cases] : [])];
     try {
-      const torch = await runTorch(args);
+      const torch = await runTorch("/usr/bin/python3", "torch_cpu.py", peerArgs);
       torchInfo = torch.info;
-      for (const r of results) {
-        const t = torch.results.get(r.id);
-        if (!t) {
-          r.results.torch = null;
-          r.notes.torch = "no PyTorch case";
-        } else if (t.error || t.median === undefined) {
-          r.results.torch = null;
-          r.notes.torch = `failed: ${t.error ?? "no result"}`;
-        } else {
-          r.results.torch = { median: t.median, min: t.min!, max: t.max!, samples: t.samples ?? [] };
-        }
-      }
+      mergeTorch(results, torch, TORCH_CPU);
     } catch (e) {
       torchInfo = { error: errorNote(e) };
     }
   }
+  const cudaColumns: TorchColumn[] = [];
+  if (values["torch-cuda"] || values["torch-jsonl"]) {
+    try {
+      const torch = values["torch-jsonl"]
+        ? parseTorchLines(await Deno.readTextFile(values["torch-jsonl"]))
+        : await runTorch(values.python ?? "python3", "torch_cuda.py", [
+          ...peerArgs,
+          "--inner",
+          String(inner),
+          "--resnet-batches",
+          batchArg,
+          ...(values.iters ? ["--iters", values.iters] : []),
+        ]);
+      torchCudaInfo = { ...torch.info, modes: torch.modes };
+      if (torch.results.has("")) {
+        mergeTorch(results, torch, TORCH_CPU); // a torch_cpu.py file given to --torch-jsonl
+        torchInfo = torch.info;
+      }
+      for (const column of TORCH_CUDA) {
+        if (!torch.results.has(column.mode)) continue;
+        mergeTorch(results, torch, column);
+        cudaColumns.push(column);
+      }
+    } catch (e) {
+      torchCudaInfo = { error: errorNote(e) };
+    }
+  }
 
-  const withTorch = values.torch;
+  const torchColumns = [...(values.torch || torchInfo ? [TORCH_CPU] : []), ...cudaColumns];
   const headers = ["case", "ours ms", "GFLOP/s", "TF.js WebGPU ms", "GFLOP/s", "ours/TF.js"];
-  if (withTorch) headers.push("PyTorch CPU ms", "GFLOP/s", "ours/PyTorch");
+  for (const c of torchColumns) headers.push(`${c.title} ms`, "GFLOP/s", `ours/${c.short}`);
   const rows = results.map((r) => {
     const o = r.results.ours;
     const p = r.results.tfjs;
@@ -519,8 +681,8 @@ async function main(): Promise<void> {
       fmtGflops(r.flop, p),
       fmtRatio(o, p),
     ];
-    if (withTorch) {
-      const t = r.results.torch;
+    for (const c of torchColumns) {
+      const t = r.results[c.key];
       row.push(fmtStats(t), fmtGflops(r.flop, t), fmtRatio(o, t));
     }
     return row;
@@ -533,9 +695,13 @@ async function main(): Promise<void> {
     }).`,
     `TF.js: ${tfjsInfo || tfjsError || "not run"}.`,
   ];
-  if (withTorch) lines.push(`PyTorch: ${JSON.stringify(torchInfo)}.`);
+  if (torchInfo) lines.push(`PyTorch: ${JSON.stringify(torchInfo)}.`);
+  if (torchCudaInfo) lines.push(`PyTorch CUDA: ${JSON.stringify(torchCudaInfo)}.`);
   lines.push(
-    "Median (min–max) ms per iteration; each sample = k iterations + one scalar readback, divided by k.",
+    `Median (min–max) ms per iteration; each sample = k iterations + one scalar readback, divided by k ` +
+      `(k = ${inner}${inner > 1 ? ", ResNet steps k·8/batch" : ""}${
+        torchCudaInfo ? "; PyTorch CUDA: CUDA events around k calls, no readback" : ""
+      }).`,
     "Ratios are time ours/peer: below 1 our engine is faster. GFLOP/s from the stated FLOP counts (multiply-add = 2).",
     "",
     markdownTable(headers, rows, align),
@@ -544,19 +710,12 @@ async function main(): Promise<void> {
     Object.entries(r.notes).filter(([, v]) => v).map(([k, v]) => `- ${r.id} (${k}): ${v}`)
   );
   if (notes.length) lines.push("", "Notes:", ...notes);
+  const targets = resnetTargetLines(results);
+  if (targets.length) lines.push("", "Target (ResNet-18 step ≥ 50% of PyTorch fp32):", ...targets);
   console.log(lines.join("\n"));
 
-  if (values.json) {
-    await Deno.writeTextFile(
-      values.json,
-      JSON.stringify(
-        { env, ours: g.report.name, tfjs: tfjsInfo || tfjsError, torch: torchInfo, results },
-        null,
-        2,
-      ),
-    );
-    console.error(`wrote ${values.json}`);
-  }
+  await writeJson(false);
+  if (values.json) console.error(`wrote ${values.json}`);
 }
 
 if (import.meta.main) {

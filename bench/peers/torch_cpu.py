@@ -147,7 +147,7 @@ def supcon_loss(z, labels):
     """FORMULAS.md Eq. 6: sum over anchors; masked log-sum-exp over k != i; 0 without positives."""
     b = z.shape[0]
     gram = z @ z.T
-    eye = torch.eye(b, dtype=torch.bool)
+    eye = torch.eye(b, dtype=torch.bool, device=z.device)
     lse = torch.logsumexp(gram.masked_fill(eye, float("-inf")), dim=1)
     pos = ((labels[:, None] == labels[None, :]) & ~eye).to(z.dtype)
     npos = pos.sum(1)
