@@ -9,13 +9,18 @@
  * results that no backward reads (the plain BN output and the pre-ReLU residual sum of each block)
  * are not counted.
  *
- * The step runs as the trainer runs it (one `tidy` around forward, loss, backward, SGD); the pool's
- * `peakTotalBytes` (live + pooled buffers: what the GPU holds) and `peakLiveBytes` are read after it.
- * The model's blocks use the fused `addRelu` and release their BN outputs after it
- * (`Tensor#releaseData`), so neither is held during backward.
+ * The step runs as the trainer runs it (one `tidy` around forward, loss, backward, SGD, one submit),
+ * from a pool trimmed to the live buffers; the pool's `peakTotalBytes` (live + pooled buffers: what the
+ * GPU holds) and `peakLiveBytes` are read after it. The model's blocks use the fused `addRelu` and
+ * release their BN outputs after it (`Tensor#releaseData`), so neither is held during backward.
  *
- * Usage: deno run --allow-read --allow-write --allow-env bench/memory_step.ts [--runs 32:1,64:1,256:0.5]
- *   [--json out.json]
+ * By default the step runs in the accounting mode `Gpu.dryRun`: every allocation, release, bind group,
+ * copy and submit happens as in a real step, only no kernel runs, so the pool's numbers are those of the
+ * real step (`tests/memory_test.ts` checks the two event by event) at a fraction of the time (a real
+ * batch-256 step takes about ten minutes on a software adapter). `--real` runs the kernels too.
+ *
+ * Usage: deno run --allow-read --allow-write --allow-env bench/memory_step.ts [--runs 32:1,256:1]
+ *   [--real] [--json out.json]
  *
  * @module
  */
@@ -31,14 +36,15 @@ import { arg, seededValues as random } from "./harness.ts";
 
 if (Deno.args.includes("--help")) {
   console.log(
-    "deno run --allow-read --allow-write --allow-env bench/memory_step.ts [--runs 32:1,64:1,256:0.5] " +
+    "deno run --allow-read --allow-write --allow-env bench/memory_step.ts [--runs 32:1,256:1] [--real] " +
       "[--json out.json]",
   );
   Deno.exit(0);
 }
 
-const RUNS = arg("runs", "32:1,64:1,256:0.5").split(",").map((r) => r.split(":").map(Number));
+const RUNS = arg("runs", "32:1,256:1").split(",").map((r) => r.split(":").map(Number));
 const JSON_OUT = arg("json", "");
+const REAL = Deno.args.includes("--real");
 const MB = 2 ** 20;
 
 /** Bytes that must be live in a training step of the standard ResNet-18 at `batch` and `width`. */
@@ -79,19 +85,25 @@ async function run(batch: number, width: number) {
   gpu().pool.resetPeak();
   const before = gpu().memory();
   const t0 = performance.now();
-  tidy(() => {
-    const loss = crossEntropy(head.forward(model.forward(x)), labels);
-    sgd.zeroGrad();
-    loss.backward();
-    sgd.step();
-  });
-  await gpu().sync();
+  gpu().dryRun = !REAL;
+  try {
+    tidy(() => {
+      const loss = crossEntropy(head.forward(model.forward(x)), labels);
+      sgd.zeroGrad();
+      loss.backward();
+      sgd.step();
+    });
+    await gpu().sync();
+  } finally {
+    gpu().dryRun = false;
+  }
   const ms = performance.now() - t0;
   const after = gpu().memory();
   // Input and labels are live before the step and counted in `need` (the input) already.
   const result = {
     batch,
     width,
+    mode: REAL ? "real" : "dry run",
     stepMs: ms,
     mustBeLiveMB: need.total / MB,
     stateMB: need.state / MB,
@@ -106,7 +118,7 @@ async function run(batch: number, width: number) {
     `batch ${batch} width ${width}: must be live ${result.mustBeLiveMB.toFixed(1)} MB ` +
       `(state ${result.stateMB.toFixed(1)}, activations ${result.activationsMB.toFixed(1)}); peak live ` +
       `${result.peakLiveMB.toFixed(1)} MB (×${result.ratioLive.toFixed(3)}), peak held ` +
-      `${result.peakTotalMB.toFixed(1)} MB (×${result.ratioTotal.toFixed(3)}); step ${
+      `${result.peakTotalMB.toFixed(1)} MB (×${result.ratioTotal.toFixed(3)}); ${result.mode} step ${
         (ms / 1000).toFixed(1)
       } s`,
   );

@@ -7,6 +7,15 @@
  * - `queue.writeBuffer` runs before the whole pending encoder, so a buffer that receives an upload must
  *   not be read by any dispatch that is recorded but not yet submitted: uploads only take buffers whose
  *   last use was already submitted (`reusableAfterSubmit`).
+ *
+ * A request takes the oldest free buffer of its size class (oldest first keeps the bind-group cache
+ * hitting: a repeated step gets the same buffers in the same order). Above 64 KiB, when its class has no
+ * free buffer, it takes the smallest free buffer at most `REUSE_SLACK` times its class instead of
+ * creating one: a buffer released by one layer then serves a slightly smaller tensor of another (e.g. a
+ * 9 MiB weight gradient an 8 MiB activation), which lowers what the pool holds at a step's peak.
+ *
+ * Within one command encoder nothing can be destroyed (a pending dispatch may still use it), so what the
+ * pool holds at the peak of a single-submit training step is the sum of the buffers it created for it.
  */
 
 /** The usage every pooled storage buffer gets, so any tensor can be read, written, copied and cleared. */
@@ -42,6 +51,12 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(bytes / step) * step;
 }
 
+/**
+ * How much larger than its size class a reused free buffer may be, for requests above 64 KiB whose own
+ * class has no free buffer (the live bytes count the whole buffer, so this bounds that waste).
+ */
+export const REUSE_SLACK = 9 / 8;
+
 /** A pool of storage buffers for one device. */
 export class BufferPool {
   #device: GPUDevice;
@@ -68,19 +83,42 @@ export class BufferPool {
    */
   acquire(bytes: number, forUpload: boolean): GPUBuffer {
     const size = sizeClass(bytes);
-    let buffer = this.#takeOldest(this.#reusableAfterSubmit.get(size));
-    if (!buffer && !forUpload) buffer = this.#takeOldest(this.#reusableNow.get(size));
+    let buffer = this.#take(size, forUpload);
+    if (!buffer && size > 65536) {
+      const fit = this.#bestFit(size, forUpload);
+      if (fit) buffer = this.#take(fit, forUpload);
+    }
     if (buffer) {
-      this.#pooledBytes -= size;
+      this.#pooledBytes -= buffer.size;
     } else {
       buffer = this.#device.createBuffer({ size, usage: STORAGE_USAGE });
       this.#order.set(buffer, this.#created++);
     }
     this.#live.add(buffer);
-    this.#liveBytes += size;
+    this.#liveBytes += buffer.size;
     this.#peakLive = Math.max(this.#peakLive, this.#liveBytes);
     this.#peakTotal = Math.max(this.#peakTotal, this.#liveBytes + this.#pooledBytes);
     return buffer;
+  }
+
+  /** The oldest free buffer of class `size` that the request may take, removed from its free list. */
+  #take(size: number, forUpload: boolean): GPUBuffer | undefined {
+    const buffer = this.#takeOldest(this.#reusableAfterSubmit.get(size));
+    if (buffer || forUpload) return buffer;
+    return this.#takeOldest(this.#reusableNow.get(size));
+  }
+
+  /** The smallest class above `size`, within `REUSE_SLACK`, that has a free buffer the request may take. */
+  #bestFit(size: number, forUpload: boolean): number {
+    let best = 0;
+    const consider = (map: Map<number, GPUBuffer[]>) => {
+      for (const [s, list] of map) {
+        if (list.length && s > size && s <= size * REUSE_SLACK && (!best || s < best)) best = s;
+      }
+    };
+    consider(this.#reusableAfterSubmit);
+    if (!forUpload) consider(this.#reusableNow);
+    return best;
   }
 
   #takeOldest(list: GPUBuffer[] | undefined): GPUBuffer | undefined {

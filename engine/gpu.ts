@@ -86,6 +86,14 @@ export class Gpu {
    * Collect with `await profileReport()`. Off by default: the normal path is unchanged.
    */
   profile = false;
+  /**
+   * Accounting mode (like a "meta" device): when true, `dispatch` does everything but the final
+   * `dispatchWorkgroups` call. Pipelines, bind groups, compute passes, copies, clears, uploads and
+   * submits happen as usual, so the buffer pool sees exactly the acquire/release/submit sequence of a
+   * real run, but no kernel runs and tensor contents are meaningless. For memory measurements
+   * (`bench/memory_step.ts --dry`); never for results.
+   */
+  dryRun = false;
   /** Counts of dispatches, submits, readbacks, pipelines and bind groups since creation. */
   readonly counters: GpuCounters = {
     dispatches: 0,
@@ -208,7 +216,7 @@ export class Gpu {
     if (!this.#pass) this.#pass = encoder.beginComputePass();
     this.#pass.setPipeline(kernel.pipeline);
     this.#pass.setBindGroup(0, bindGroup);
-    this.#pass.dispatchWorkgroups(x, y, z);
+    if (!this.dryRun) this.#pass.dispatchWorkgroups(x, y, z);
     if (timed) this.#endPass();
     this.counters.dispatches++;
     this.#opsSinceFlush.push(spec.name);
