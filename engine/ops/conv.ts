@@ -343,8 +343,94 @@ function label(g: ConvGeometry): string {
   return `${g.C}→${g.O} ${g.KH}×${g.KW} s${g.stride} ${g.H}×${g.W}`;
 }
 
+/**
+ * The weight of convolution `g` re-laid out as [KH·KW, Cp, O] (Cp = C rounded up to 4; padding
+ * channels zero): row (t, c) of the channels-last forward's B operand, contiguous along o (vec4
+ * loads). With `transposedFrom` the weight is taken from a convolution whose grad input `g` is: its
+ * weight [C, O, KH, KW] (g's channels swapped) is flipped in both spatial axes.
+ */
+function weightTapChannelOut(w: Tensor, g: ConvGeometry, transposedFrom = false): Tensor {
+  const KK = g.KH * g.KW;
+  const Cp = nhwcChannels(g);
+  const wr = empty([KK, Cp, g.O]);
+  const n = g.O * Cp;
+  const source = (t: number) =>
+    transposedFrom
+      ? `w[(c * ${g.O}u + o) * ${KK}u + ${KK - 1 - t}u]`
+      : `w[(o * ${g.C}u + c) * ${KK}u + ${t}u]`;
+  const stores = Array.from(
+    { length: KK },
+    (_, t) => `if (real) { v = ${source(t)}; } wr[(${t * Cp}u + c) * ${g.O}u + o] = v;`,
+  );
+  const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read_write> wr: array<f32>;
+${flatMain(n, 64)}
+  let o = i % ${g.O}u; let c = i / ${g.O}u;
+  let real = c < ${g.C}u;
+  var v = 0.0;
+${stores.map((l) => "  " + l).join("\n")}
+}`;
+  gpu().dispatch(
+    { name: `conv2d.weightTapChannelOut ${label(g)}`, code },
+    [w.range, wr.range],
+    grid1d(n, 64),
+  );
+  return wr;
+}
+
+/**
+ * Whether the channels-last forward (see `forwardChannelsLastHooks`) is used for convolution `g`: on
+ * the register tiling (software adapters, where it was measured) for spatial kernels with at least
+ * 128 output channels (16-wide column blocks) and 512 output pixels (the weight copy is then small
+ * against the GEMM): ResNet-18's 3×3 layers of 128 and 256 channels at batch 8 go from 24–26 to
+ * 28–31 GFLOP/s per 2 cores; 64 channels, 4×4 images at batch 8 and 1×1 kernels measured slower.
+ */
+function channelsLastForwardPays(g: ConvGeometry): boolean {
+  return !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && g.O % 4 === 0 && g.O >= 128 &&
+    g.N * g.OH * g.OW >= 512;
+}
+
+/** Records a convolution forward into `y` through the channels-last hooks, with the weight `wr` re-laid. */
+function channelsLastForwardInto(y: Tensor, x: Tensor, wr: Tensor, g: ConvGeometry): void {
+  const xq = paddedChannelsLast(x, g);
+  const sizes = { M: g.N * g.OH * g.OW, N: g.O, K: g.KH * g.KW * nhwcChannels(g), batch: 1 };
+  dispatchGemm(`conv2d.forwardChannelsLast ${label(g)}`, sizes, forwardChannelsLastHooks(g), [xq, wr, y]);
+  xq.dispose();
+}
+
+/**
+ * Channels-last forward hooks: yᵀ[(n,oh,ow), o] = Σ_{(t,c)} xq[(n,oh,ow), (t,c)] · wr[(t,c), o] with
+ * xq the padded channels-last copy of x and wr the weight as [KH·KW, Cp, O]: both operands load
+ * aligned vec4s; C → y (NCHW).
+ */
+function forwardChannelsLastHooks(g: ConvGeometry): GemmHooks {
+  const { Hp, Wp, Cp, s } = channelsLastLayout(g);
+  const OHW = g.OH * g.OW;
+  const wVec = g.O % 4 === 0;
+  const xqIndex = `${splitPixel(g, "row")} let t = k / ${Cp}u; let c = k % ${Cp}u;
+  let kh = t / ${g.KW}u; let kw = t % ${g.KW}u;
+  let e = ((n * ${Hp}u + u32(oh) * ${s}u + kh) * ${Wp}u + u32(ow) * ${s}u + kw) * ${Cp}u + c;`;
+  const hooks: GemmHooks = {
+    decls: `@group(0) @binding(0) var<storage, read> xq: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> wr: array<${wVec ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
+    readA: `${xqIndex} return xq[e / 4u][e % 4u];`,
+    readA4: `${xqIndex} return xq[e / 4u];`,
+    readB: wVec ? `let i = k * ${g.O}u + col; return wr[i / 4u][i % 4u];` : `return wr[k * ${g.O}u + col];`,
+    writeC: `y[(row / ${OHW}u * ${g.O}u + col) * ${OHW}u + row % ${OHW}u] = v;`,
+  };
+  if (wVec) hooks.readB4 = `return wr[(k * ${g.O}u + col) / 4u];`;
+  return hooks;
+}
+
 /** Records the forward GEMM into `y` [N, O, OH, OW]. */
 export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeometry): void {
+  if (channelsLastForwardPays(g)) {
+    const wr = weightTapChannelOut(w, g);
+    channelsLastForwardInto(y, x, wr, g);
+    wr.dispose();
+    return;
+  }
   const sizes = { M: g.O, N: g.N * g.OH * g.OW, K: g.C * g.KH * g.KW, batch: 1 };
   dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g), [x, w, y]);
 }
@@ -388,6 +474,29 @@ ${lines.join("\n")}
 
 /** Records the grad-input GEMMs (one per stride phase) into `dx` [N, C, H, W]. */
 export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeometry): void {
+  // At stride 1 with a square kernel, grad input is the forward convolution of dy with the flipped,
+  // transposed kernel and padding KH − 1 − pad: take the channels-last forward where it pays.
+  if (g.stride === 1 && g.KH === g.KW && g.pad <= g.KH - 1) {
+    const t: ConvGeometry = {
+      N: g.N,
+      C: g.O,
+      H: g.OH,
+      W: g.OW,
+      O: g.C,
+      KH: g.KH,
+      KW: g.KW,
+      OH: g.H,
+      OW: g.W,
+      stride: 1,
+      pad: g.KH - 1 - g.pad,
+    };
+    if (channelsLastForwardPays(t)) {
+      const wr = weightTapChannelOut(w, t, true);
+      channelsLastForwardInto(dx, dy, wr, t);
+      wr.dispose();
+      return;
+    }
+  }
   const fs = phases(g);
   const live = fs.filter((f) => f.nkh * f.nkw > 0);
   const { wp, offsets } = live.length ? phaseWeights(w, g, live) : { wp: null, offsets: [] };
