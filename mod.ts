@@ -38,6 +38,7 @@ export type { GpuDeviceHandle } from "./engine/device.ts";
 export { BufferPool, type PoolStats, sizeClass } from "./engine/buffer_pool.ts";
 export { type CompiledKernel, type KernelSpec, PipelineCache } from "./engine/kernel.ts";
 export {
+  type BackwardOptions,
   type DType,
   empty,
   fmtShape,

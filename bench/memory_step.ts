@@ -90,7 +90,7 @@ async function run(batch: number, width: number) {
     tidy(() => {
       const loss = crossEntropy(head.forward(model.forward(x)), labels);
       sgd.zeroGrad();
-      loss.backward();
+      loss.backward(undefined, { releaseIntermediates: true }); // as the trainer runs it
       sgd.step();
     });
     await gpu().sync();

@@ -87,7 +87,7 @@ async function profileBatch(batch: number): Promise<BatchResult> {
     tidy(() => {
       const loss = crossEntropy(head.forward(model.forward(x)), labels);
       sgd.zeroGrad();
-      loss.backward();
+      loss.backward(undefined, { releaseIntermediates: true });
       sgd.step();
     });
   for (let i = 0; i < 2; i++) {

@@ -159,7 +159,7 @@ function oursResNetStep(batch: number): BenchCase {
     tidy(() => {
       opt.zeroGrad();
       const loss = crossEntropy(classifier.forward(model.forward(x)), y);
-      loss.backward();
+      loss.backward(undefined, { releaseIntermediates: true }); // as the trainer runs it
       opt.step();
       return loss;
     }));

@@ -64,7 +64,7 @@ function step(): void {
   tidy(() => {
     const loss = crossEntropy(head.forward(model.forward(x)), labels);
     sgd.zeroGrad();
-    loss.backward();
+    loss.backward(undefined, { releaseIntermediates: true });
     sgd.step(lr);
   });
   g.flush();

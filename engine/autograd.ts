@@ -6,7 +6,7 @@
  * tensors, so per-path recursion would repeat work), then walks it in reverse, summing gradients that
  * meet at a tensor. Backward closures run with recording off.
  */
-import { setBackwardImpl, ShapeError, Tensor, untrack } from "./tensor.ts";
+import { type BackwardOptions, setBackwardImpl, ShapeError, Tensor, untrack } from "./tensor.ts";
 import { addInto, addSame, fill } from "./ops/core.ts";
 
 /** One recorded op: its inputs and the rule mapping the output gradient to input gradients. */
@@ -78,7 +78,7 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order; // inputs before the tensors computed from them
 }
 
-function backward(root: Tensor, seed?: Tensor): void {
+function backward(root: Tensor, seed?: Tensor, options: BackwardOptions = {}): void {
   if (!root.requiresGrad) {
     throw new ShapeError("backward", `${root} does not require grad (no input of it has requiresGrad)`);
   }
@@ -111,6 +111,8 @@ function backward(root: Tensor, seed?: Tensor): void {
         continue;
       }
       const inputGrads = t.node.backward(g);
+      // Every node that reads t (its consumers, and t's own rule) has run: t's data is dead to the graph.
+      if (options.releaseIntermediates && t !== root) t.releaseData();
       t.node.inputs.forEach((input, i) => {
         const gi = inputGrads[i];
         if (!gi || !input.requiresGrad) {

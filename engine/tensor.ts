@@ -171,9 +171,12 @@ export class Tensor {
     return (await this.toArray())[0];
   }
 
-  /** Reverse-mode autodiff from this tensor (a scalar unless `grad` is given). */
-  backward(grad?: Tensor): void {
-    backwardImpl(this, grad);
+  /**
+   * Reverse-mode autodiff from this tensor (a scalar unless `grad` is given). With
+   * `releaseIntermediates`, see `BackwardOptions`.
+   */
+  backward(grad?: Tensor, options: BackwardOptions = {}): void {
+    backwardImpl(this, grad, options);
   }
 
   /** A tensor sharing this storage with no autograd history. */
@@ -222,12 +225,26 @@ export function untrack(t: Tensor): Tensor {
   return t;
 }
 
+/** Options of `Tensor#backward`. */
+export interface BackwardOptions {
+  /**
+   * Free the data of every tensor computed inside the graph (not the root, not leaves) as soon as
+   * backward has passed it, as PyTorch frees a graph's saved tensors during backward: a training
+   * step's activations then go back to the buffer pool layer by layer, and the gradients of earlier
+   * layers reuse them, instead of all staying live until the step's `tidy` ends. Autograd state is
+   * kept (gradients are exact); reading such a tensor's data afterwards throws, so use it where
+   * nothing reads activations after backward (other views of the same storage, e.g. `detach()`,
+   * keep it alive). Default false.
+   */
+  releaseIntermediates?: boolean;
+}
+
 // Set by autograd.ts (breaks the import cycle tensor ↔ autograd).
-let backwardImpl: (root: Tensor, grad?: Tensor) => void = () => {
+let backwardImpl: (root: Tensor, grad?: Tensor, options?: BackwardOptions) => void = () => {
   throw new Error("autograd not loaded");
 };
 /** Internal: installs the autograd entry point. */
-export function setBackwardImpl(fn: (root: Tensor, grad?: Tensor) => void): void {
+export function setBackwardImpl(fn: (root: Tensor, grad?: Tensor, options?: BackwardOptions) => void): void {
   backwardImpl = fn;
 }
 

@@ -207,3 +207,38 @@ Deno.test({
     x.dispose();
   },
 });
+
+Deno.test({
+  name: "backward with releaseIntermediates frees interior tensors, keeps root, leaves and detached views",
+  ...gpuTest,
+  async fn() {
+    const g = await setup();
+    // w = 2·(2·y + y) with y = 2x, so dw/dx = 12; y feeds two consumers (a diamond).
+    const graph = () => {
+      const x = tensor([1, 2, 3], [3], { requiresGrad: true });
+      const y = twice(x);
+      const z = plus(twice(y), y);
+      return { x, y, z, w: twice(z) };
+    };
+    const a = graph();
+    const liveA = g.memory().liveBuffers;
+    a.w.backward(fill([3], 1));
+    const grewPlain = g.memory().liveBuffers - liveA;
+    const b = graph();
+    const kept = b.y.detach(); // another reference to y's storage keeps the data
+    const liveB = g.memory().liveBuffers;
+    b.w.backward(fill([3], 1), { releaseIntermediates: true });
+    const grewReleased = g.memory().liveBuffers - liveB;
+    // z and twice(y) go back to the pool; y's storage is still held by `kept`.
+    assert.equal(grewReleased, grewPlain - 2, `live buffers grew ${grewReleased} vs ${grewPlain}`);
+    assert.deepEqual([...await b.x.grad!.toArray()], [12, 12, 12]);
+    assert.deepEqual([...await a.x.grad!.toArray()], [12, 12, 12]);
+    assert.throws(() => b.z.range, /was released after use/);
+    assert.throws(() => b.y.range, /was released after use/);
+    assert.deepEqual([...await kept.toArray()], [2, 4, 6], "a detached view keeps the storage");
+    assert.deepEqual([...await b.w.toArray()], [12, 24, 36], "the root stays readable");
+    assert.deepEqual([...await b.x.toArray()], [1, 2, 3], "leaves stay readable");
+    assert.deepEqual([...await a.z.toArray()], [6, 12, 18], "without the option nothing is released");
+    [...Object.values(a), ...Object.values(b), kept].forEach((t) => t.dispose());
+  },
+});

@@ -190,3 +190,38 @@ Deno.test({
     for (const t of [...params, ...model.buffers()]) t.dispose();
   },
 });
+
+Deno.test({
+  name: "backward with releaseIntermediates: identical ResNet-18 gradients, lower live peak",
+  ...gpuTest,
+  async fn() {
+    const g = await setup();
+    const x = tensor(randomArray(4 * 3 * 32 * 32, 11), [4, 3, 32, 32]);
+    const labels = tensor([3, 1, 4, 1], [4], { dtype: "i32" });
+    const run = async (releaseIntermediates: boolean) => {
+      const model = new ResNet18({ width: 0.125, seed: 5 });
+      const head = new LinearClassifier(model.featureDim, 10, { seed: 6 });
+      const params = [...model.parameters(), ...head.parameters()];
+      await g.sync();
+      g.pool.resetPeak();
+      tidy(() => {
+        const loss = crossEntropy(head.forward(model.forward(x)), labels);
+        loss.backward(undefined, { releaseIntermediates });
+      });
+      const peak = g.memory().peakLiveBytes;
+      const grads = await Promise.all(params.map((p) => p.grad!.toArray()));
+      for (const t of [...params, ...model.buffers()]) t.dispose();
+      return { peak, grads };
+    };
+    const plain = await run(false);
+    const released = await run(true);
+    assert.equal(released.grads.length, plain.grads.length);
+    released.grads.forEach((gr, i) => assert.deepEqual(gr, plain.grads[i], `gradient ${i}`));
+    assert.ok(
+      released.peak < 0.9 * plain.peak,
+      `live peak ${released.peak} B with release vs ${plain.peak} B without`,
+    );
+    x.dispose();
+    labels.dispose();
+  },
+});

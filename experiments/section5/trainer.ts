@@ -670,7 +670,8 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
             loss = supConLoss(normalizeToSphere(features, radius), y);
           }
           sgd.zeroGrad();
-          loss.backward();
+          // Nothing reads the activations after backward: free them layer by layer (peak memory).
+          loss.backward(undefined, { releaseIntermediates: true });
           sgd.step(lr);
           gpu().dispatch(
             { name: "train.monitor", code: monitorCode(M, withAcc) },
