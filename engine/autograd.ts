@@ -123,7 +123,12 @@ function backward(root: Tensor, seed?: Tensor, options: BackwardOptions = {}): v
           throw new ShapeError(`${t.node!.name}.backward`, `gradient ${gi} for input ${input}`);
         }
         const existing = grads.get(input);
-        if (existing) {
+        if (existing && existing.storage.refs === 1 && gi.storage !== existing.storage) {
+          // Sole owner of the partial sum: add in place (one activation-sized buffer fewer where a
+          // ResNet's skip and residual branches meet; same operands and order, same bits).
+          addInto(existing, gi);
+          if (gi !== g) gi.dispose();
+        } else if (existing) {
           grads.set(input, own(addSame(existing, gi)));
           existing.dispose();
           if (gi !== g) gi.dispose();

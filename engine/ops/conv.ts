@@ -16,7 +16,7 @@
  *   layers) (M = O, N = KH·KW·C, K = batch·OH·OW).
  */
 import { gpu } from "../gpu.ts";
-import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
+import { empty, fmtShape, ShapeError, Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { record } from "../autograd.ts";
 import { fitTiling, type GemmHooks } from "../../shaders/gemm.ts";
@@ -199,7 +199,7 @@ ${flatMain(n, 64)}
  * (tap t = kh·KW + kw, channels innermost, from the padded channels-last copy `xq`), so both operands
  * load aligned vec4s as in a plain matmul; C → dw (OIHW; the columns of padding channels are dropped).
  */
-function gradWeightHooks(g: ConvGeometry, kChunk = 0): GemmHooks {
+function gradWeightHooks(g: ConvGeometry, kChunk = 0, accumulate = false): GemmHooks {
   const OHW = g.OH * g.OW;
   const KK = g.KH * g.KW;
   const CKK = g.C * KK;
@@ -211,6 +211,7 @@ function gradWeightHooks(g: ConvGeometry, kChunk = 0): GemmHooks {
   const dyIndex = (k: string) => `(${k} / ${OHW}u * ${g.O}u + row) * ${OHW}u + ${k} % ${OHW}u`;
   const rowBase = kChunk ? `(b * ${g.O}u + row) * ${CKK}u` : `row * ${CKK}u`;
   const splitCol = KK === 1 ? "let t = 0u; let c = col;" : `let t = col / ${Cp}u; let c = col % ${Cp}u;`;
+  const store = accumulate ? "dw[e] = dw[e] + v;" : "dw[e] = v;";
   const xqIndex = `${splitPixel(g, kg)} let t = col / ${Cp}u; let c = col % ${Cp}u;
   let kh = t / ${g.KW}u; let kw = t % ${g.KW}u;
   let e = ((n * ${Hp}u + u32(oh) * ${s}u + kh) * ${Wp}u + u32(ow) * ${s}u + kw) * ${Cp}u + c;`;
@@ -221,9 +222,9 @@ function gradWeightHooks(g: ConvGeometry, kChunk = 0): GemmHooks {
     readA: dyVec ? `let i = ${dyIndex(kg)}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex(kg)}];`,
     readB: `${xqIndex} return xq[e / 4u][e % 4u];`,
     readB4: `${xqIndex} return xq[e / 4u];`,
-    writeC: Cp === g.C
-      ? `${splitCol} dw[${rowBase} + c * ${KK}u + t] = v;`
-      : `${splitCol} if (c < ${g.C}u) { dw[${rowBase} + c * ${KK}u + t] = v; }`,
+    // With `accumulate` (all but the first image chunk, see conv2dGradWeightInto) the GEMM adds to dw.
+    writeC: `${splitCol} let e = ${rowBase} + c * ${KK}u + t; ` +
+      (Cp === g.C ? store : `if (c < ${g.C}u) { ${store} }`),
   };
   if (dyVec) hooks.readA4 = `return dy[(${dyIndex(kg)}) / 4u];`;
   return hooks;
@@ -392,10 +393,60 @@ function channelsLastForwardPays(g: ConvGeometry): boolean {
 
 /** Records a convolution forward into `y` through the channels-last hooks, with the weight `wr` re-laid. */
 function channelsLastForwardInto(y: Tensor, x: Tensor, wr: Tensor, g: ConvGeometry): void {
-  const xq = paddedChannelsLast(x, g);
-  const sizes = { M: g.N * g.OH * g.OW, N: g.O, K: g.KH * g.KW * nhwcChannels(g), batch: 1 };
-  dispatchGemm(`conv2d.forwardChannelsLast ${label(g)}`, sizes, forwardChannelsLastHooks(g), [xq, wr, y]);
-  xq.dispose();
+  const images = imagesPerChunk(g, [x, y]);
+  const gc = { ...g, N: images };
+  const sizes = { M: images * g.OH * g.OW, N: g.O, K: g.KH * g.KW * nhwcChannels(g), batch: 1 };
+  const hooks = forwardChannelsLastHooks(gc);
+  for (let n0 = 0; n0 < g.N; n0 += images) {
+    const xc = imagesOf(x, n0, images);
+    const yc = imagesOf(y, n0, images);
+    const xq = paddedChannelsLast(xc, gc);
+    dispatchGemm(`conv2d.forwardChannelsLast ${label(g)}`, sizes, hooks, [xq, wr, yc]);
+    for (const t of [xq, xc, yc]) t.dispose();
+  }
+}
+
+/** Default bytes of a channels-last copy above which a convolution pass works through the batch in chunks. */
+export const CHANNELS_LAST_CHUNK_BYTES = 4 * 2 ** 20;
+let chunkBytes = CHANNELS_LAST_CHUNK_BYTES;
+
+/** Sets the chunking threshold of channels-last copies (`null`: the default); for tests and benchmarks. */
+export function setChannelsLastChunkBytes(bytes: number | null): void {
+  chunkBytes = bytes ?? CHANNELS_LAST_CHUNK_BYTES;
+}
+
+/**
+ * Images per chunk of a channels-last pass: the whole batch, unless its copy of x would exceed
+ * `CHANNELS_LAST_CHUNK_BYTES` (a transient buffer the size of a padded activation, which at batch 256
+ * would stand beside the step's largest tensors at its memory peak). Then the largest divisor of the
+ * batch whose copy fits and whose image slices of `sliced` (NCHW tensors) start at offsets a storage
+ * binding accepts (256 bytes).
+ */
+function imagesPerChunk(g: ConvGeometry, sliced: Tensor[]): number {
+  const { Hp, Wp, Cp } = channelsLastLayout(g);
+  const perImage = Hp * Wp * Cp * 4;
+  if (g.N * perImage <= chunkBytes) return g.N;
+  for (let images = g.N - 1; images >= 1; images--) {
+    if (g.N % images !== 0 || images * perImage > chunkBytes) continue;
+    const aligned = sliced.every((t) =>
+      Array.from({ length: g.N / images }, (_, c) => (t.elementOffset + c * images * (t.size / g.N)) * 4)
+        .every((bytes) => bytes % 256 === 0)
+    );
+    if (aligned) return images;
+  }
+  return g.N;
+}
+
+/** A view of images n0 .. n0 + count − 1 of an NCHW tensor (shares its storage; dispose it). */
+function imagesOf(t: Tensor, n0: number, count: number): Tensor {
+  if (n0 === 0 && count === t.shape[0]) return t.detach();
+  const perImage = t.size / t.shape[0];
+  return new Tensor(
+    [count, ...t.shape.slice(1)],
+    t.dtype,
+    t.storage.retain(),
+    t.elementOffset + n0 * perImage,
+  );
 }
 
 /**
@@ -520,6 +571,21 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
 export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
   const M = g.O;
   const N = g.KH * g.KW * nhwcChannels(g);
+  const images = imagesPerChunk(g, [x, dy]);
+  if (images < g.N) {
+    // A large batch: chunks of images in turn, each GEMM adding its partial sum to dw (in order).
+    const gc = { ...g, N: images };
+    const sizes = { M, N, K: images * g.OH * g.OW, batch: 1 };
+    for (let n0 = 0; n0 < g.N; n0 += images) {
+      const xc = imagesOf(x, n0, images);
+      const dyc = imagesOf(dy, n0, images);
+      const xq = paddedChannelsLast(xc, gc);
+      const hooks = gradWeightHooks(gc, 0, n0 > 0);
+      dispatchGemm(`conv2d.gradWeight ${label(g)}`, sizes, hooks, [xq, dyc, dw]);
+      for (const t of [xq, xc, dyc]) t.dispose();
+    }
+    return;
+  }
   const xq = paddedChannelsLast(x, g);
   const groups = gradWeightSplit(g);
   if (groups === 1) {
