@@ -384,7 +384,9 @@ ${stores.map((l) => "  " + l).join("\n")}
  * the register tiling (software adapters, where it was measured) for spatial kernels with at least
  * 128 output channels (16-wide column blocks) and 512 output pixels (the weight copy is then small
  * against the GEMM): ResNet-18's 3×3 layers of 128 and 256 channels at batch 8 go from 24–26 to
- * 28–31 GFLOP/s per 2 cores; 64 channels, 4×4 images at batch 8 and 1×1 kernels measured slower.
+ * 28–32 GFLOP/s per 2 cores, the 512-channel 4×4 layer at batch 32 from 25.0 / 23.5 to 25.6 / 26.0
+ * (forward / grad input); 64 channels (8-wide column blocks), 1×1 kernels and fewer pixels (the
+ * 512-channel layers at batch 8) measured slower.
  */
 function channelsLastForwardPays(g: ConvGeometry): boolean {
   return !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && g.O % 4 === 0 && g.O >= 128 &&
