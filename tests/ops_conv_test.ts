@@ -7,13 +7,8 @@ import { throws } from "node:assert/strict";
 import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { setGemmTiling } from "../engine/ops/matmul.ts";
-import {
-  conv2d,
-  conv2dGradInputInto,
-  convGeometry,
-  gradWeightSplit,
-  setChannelsLastChunkBytes,
-} from "../engine/ops/conv.ts";
+import { conv2d, conv2dGradInputInto, convGeometry, gradWeightSplit } from "../engine/ops/conv.ts";
+import { setChannelsLastChunkBytes } from "../engine/ops/conv_channels_last.ts";
 import { gpu } from "../engine/gpu.ts";
 import { empty } from "../engine/tensor.ts";
 import { type GemmTiling, REGISTER_TILING, SHARED_TILING } from "../shaders/gemm.ts";
@@ -231,49 +226,55 @@ Deno.test({
   },
 });
 
-Deno.test({
-  name: "conv2d: channels-last passes in image chunks (large-batch memory bound) match float64 references",
-  ...gpuTest,
-  async fn() {
-    await setup();
-    setGemmTiling(REGISTER_TILING);
-    // A limit of ~one image's copy forces chunks of 1–2 images; shapes chosen so that the
-    // channels-last forward (O ≥ 128, ≥ 512 pixels) and stride-1 grad input (C ≥ 128) are taken.
-    setChannelsLastChunkBytes(2 * 14 * 14 * 8 * 4);
-    try {
-      let seed = 70;
-      const shapes: ConvDims[] = [
-        { N: 4, C: 8, H: 12, W: 12, O: 128, KH: 3, KW: 3, stride: 1, pad: 1 },
-        { N: 4, C: 128, H: 12, W: 12, O: 8, KH: 3, KW: 3, stride: 1, pad: 1 },
-        { N: 4, C: 8, H: 12, W: 12, O: 16, KH: 1, KW: 1, stride: 2, pad: 0 },
-      ];
-      for (const d of shapes) {
-        const [OH, OW] = convOut(d);
-        const x = randomArray(d.N * d.C * d.H * d.W, seed++);
-        const w = randomArray(d.O * d.C * d.KH * d.KW, seed++);
-        const dy = randomArray(d.N * d.O * OH * OW, seed++);
-        const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
-        const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
-        const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
-        const name = JSON.stringify(d);
-        assertClose(await y.toArray(), conv2dRef(x, w, d), {
-          ...tol(d.C * d.KH * d.KW),
-          label: `forward ${name}`,
-        });
-        y.backward(tensor(dy, y.shape));
-        assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
-          ...tol(d.O * d.KH * d.KW),
-          label: `grad input ${name}`,
-        });
-        assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), {
-          ...tol(d.N * OH * OW),
-          label: `grad weight ${name}`,
-        });
-        [tx, tw, y].forEach((t) => t.dispose());
+for (const chunked of [false, true]) {
+  Deno.test({
+    name: `conv2d: channels-last forward and grad-input phases${
+      chunked ? ", in image chunks (large-batch memory bound)," : ""
+    } match float64 references`,
+    ...gpuTest,
+    async fn() {
+      await setup();
+      setGemmTiling(REGISTER_TILING);
+      // A limit of ~one image's copy forces chunks of 1–2 images. Shapes are chosen so that the
+      // channels-last paths are taken: forward with O ≥ 128, grad input with C ≥ 128, ≥ 512 pixels.
+      if (chunked) setChannelsLastChunkBytes(2 * 14 * 14 * 8 * 4);
+      try {
+        let seed = 70;
+        const shapes: ConvDims[] = [
+          { N: 4, C: 8, H: 12, W: 12, O: 128, KH: 3, KW: 3, stride: 1, pad: 1 },
+          { N: 4, C: 128, H: 12, W: 12, O: 8, KH: 3, KW: 3, stride: 1, pad: 1 },
+          { N: 4, C: 128, H: 23, W: 24, O: 6, KH: 3, KW: 3, stride: 2, pad: 1 }, // 4 phases, odd H
+          { N: 2, C: 128, H: 24, W: 22, O: 8, KH: 1, KW: 1, stride: 2, pad: 0 }, // tapless phases zeroed
+          { N: 4, C: 8, H: 12, W: 12, O: 16, KH: 1, KW: 1, stride: 2, pad: 0 },
+        ];
+        for (const d of shapes) {
+          const [OH, OW] = convOut(d);
+          const x = randomArray(d.N * d.C * d.H * d.W, seed++);
+          const w = randomArray(d.O * d.C * d.KH * d.KW, seed++);
+          const dy = randomArray(d.N * d.O * OH * OW, seed++);
+          const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
+          const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
+          const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
+          const name = JSON.stringify(d);
+          assertClose(await y.toArray(), conv2dRef(x, w, d), {
+            ...tol(d.C * d.KH * d.KW),
+            label: `forward ${name}`,
+          });
+          y.backward(tensor(dy, y.shape));
+          assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
+            ...tol(d.O * d.KH * d.KW),
+            label: `grad input ${name}`,
+          });
+          assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), {
+            ...tol(d.N * OH * OW),
+            label: `grad weight ${name}`,
+          });
+          [tx, tw, y].forEach((t) => t.dispose());
+        }
+      } finally {
+        setChannelsLastChunkBytes(null);
+        setGemmTiling(null);
       }
-    } finally {
-      setChannelsLastChunkBytes(null);
-      setGemmTiling(null);
-    }
-  },
-});
+    },
+  });
+}

@@ -16,11 +16,20 @@
  *   layers) (M = O, N = KH·KW·C, K = batch·OH·OW).
  */
 import { gpu } from "../gpu.ts";
-import { empty, fmtShape, ShapeError, Tensor } from "../tensor.ts";
+import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { record } from "../autograd.ts";
 import { fitTiling, type GemmHooks } from "../../shaders/gemm.ts";
 import { dispatchGemm, gemmTiling } from "./matmul.ts";
+import {
+  channelsLastCopy,
+  type ChannelsLastGemm,
+  channelsLastGemmsInto,
+  type ChannelsLastLayout,
+  imagesOf,
+  imagesPerChunk,
+  vec4Channels,
+} from "./conv_channels_last.ts";
 
 /** Options of `conv2d`. */
 export interface Conv2dOptions {
@@ -141,57 +150,19 @@ ${xAtDecl(g)}`,
   return hooks;
 }
 
-/** Channels of the channels-last copy of x: C rounded up to a multiple of 4 (whole vec4s). */
-function nhwcChannels(g: ConvGeometry): number {
-  return Math.ceil(g.C / 4) * 4;
-}
-
 /**
- * Layout of the channels-last copy of x: [N, Hp, Wp, Cp], pixel (i, j) of the copy holding x at
- * (i·step − pad, j·step − pad). A 1×1 unpadded convolution reads only every stride-th pixel, so its
- * copy keeps just those (step = stride, and the GEMM then steps by 1); otherwise step = 1 and the
- * copy is x with its zero padding.
+ * Layout of the channels-last copy of x that grad weight and the channels-last forward read, and the
+ * stride of the GEMM over it: copy pixel (i, j) holds x at (i·step − pad, j·step − pad). A 1×1
+ * unpadded convolution reads only every stride-th pixel, so its copy keeps just those (step = stride,
+ * GEMM stride 1); otherwise step = 1 and the copy is x with its zero padding.
  */
-function channelsLastLayout(
-  g: ConvGeometry,
-): { Hp: number; Wp: number; Cp: number; step: number; s: number } {
-  const Cp = nhwcChannels(g);
-  if (g.KH === 1 && g.KW === 1 && g.pad === 0) return { Hp: g.OH, Wp: g.OW, Cp, step: g.stride, s: 1 };
-  return { Hp: g.H + 2 * g.pad, Wp: g.W + 2 * g.pad, Cp, step: 1, s: g.stride };
-}
-
-/**
- * x [N, C, H, W] → a zero-padded channels-last copy [N, Hp, Wp, Cp] (see `channelsLastLayout`; Cp = C
- * rounded up to 4, the extra channels zero): the B operand of grad weight then reads four channels of
- * one tap as one aligned vec4 and needs no bounds checks. A transient copy at most the size of the
- * padded x, against a GEMM of 2·O·KH·KW FLOPs per element of x.
- */
-function paddedChannelsLast(x: Tensor, g: ConvGeometry): Tensor {
-  const { Hp, Wp, Cp, step } = channelsLastLayout(g);
-  const C4 = Cp / 4;
-  const HW = g.H * g.W;
-  const n = g.N * Hp * Wp * C4;
-  const xq = empty([g.N, Hp, Wp, Cp]);
-  const loads = [0, 1, 2, 3].map((j) =>
-    Cp === g.C
-      ? `v[${j}] = x[base + ${j * HW}u];`
-      : `if (c + ${j}u < ${g.C}u) { v[${j}] = x[base + ${j * HW}u]; }`
-  ).join(" ");
-  const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> xq: array<vec4<f32>>;
-${flatMain(n, 64)}
-  let c = (i % ${C4}u) * 4u; let r = i / ${C4}u;
-  let iw = i32(r % ${Wp}u) * ${step} - ${g.pad}; let r2 = r / ${Wp}u;
-  let ih = i32(r2 % ${Hp}u) * ${step} - ${g.pad}; let nn = r2 / ${Hp}u;
-  var v = vec4<f32>(0.0);
-  if (ih >= 0 && ih < ${g.H} && iw >= 0 && iw < ${g.W}) {
-    let base = (nn * ${g.C}u + c) * ${HW}u + u32(ih) * ${g.W}u + u32(iw);
-    ${loads}
+function inputLayout(g: ConvGeometry): { layout: ChannelsLastLayout; s: number } {
+  const Cq = vec4Channels(g.C);
+  if (g.KH === 1 && g.KW === 1 && g.pad === 0) {
+    return { layout: { Hq: g.OH, Wq: g.OW, Cq, step: g.stride, padH: 0, padW: 0 }, s: 1 };
   }
-  xq[i] = v;
-}`;
-  gpu().dispatch({ name: `conv2d.channelsLast ${label(g)}`, code }, [x.range, xq.range], grid1d(n, 64));
-  return xq;
+  const layout = { Hq: g.H + 2 * g.pad, Wq: g.W + 2 * g.pad, Cq, step: 1, padH: g.pad, padW: g.pad };
+  return { layout, s: g.stride };
 }
 
 /**
@@ -203,7 +174,7 @@ function gradWeightHooks(g: ConvGeometry, kChunk = 0, accumulate = false): GemmH
   const OHW = g.OH * g.OW;
   const KK = g.KH * g.KW;
   const CKK = g.C * KK;
-  const { Hp, Wp, Cp, s } = channelsLastLayout(g);
+  const { layout: { Hq: Hp, Wq: Wp, Cq: Cp }, s } = inputLayout(g);
   const dyVec = OHW % 4 === 0;
   // Split-K: GEMM batch entry b contracts over pixels b·kChunk .. (b+1)·kChunk − 1 and writes its own
   // partial sum; without split the batch is 1 and k is already global.
@@ -293,14 +264,17 @@ function gradInputHooks(g: ConvGeometry, f: Phase, wOffset: number, zeroPhases: 
   const dxIndex = `((n * ${C}u + row) * ${H}u + u32(${f.ph} + ${s} * i)) * ${W}u + u32(${f.pw} + ${s} * j)`;
   // At stride 1 four consecutive columns of a row are four contiguous, aligned dx pixels (W % 4 == 0).
   const dxVec = s === 1 && W % 4 === 0 && zeroPhases.length === 0;
+  // One tap reading dy at the phase's own pixel (a 1×1 unpadded convolution): B is dy itself, each
+  // image's plane of P pixels contiguous, so four columns are one aligned vec4 and need no bounds.
+  const dyPlain = nt === 1 && dh0 === 0 && dw0 === 0 && f.hp === OH && f.wp === OW && P % 4 === 0;
   const hooks: GemmHooks = {
-    decls: `@group(0) @binding(0) var<storage, read> dy: array<f32>;
+    decls: `@group(0) @binding(0) var<storage, read> dy: array<${dyPlain ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> dx: array<${dxVec ? "vec4<f32>" : "f32"}>;
 fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
   let ok = oh >= 0 && oh < ${OH} && ow >= 0 && ow < ${OW};
   let i = select(0u, ((n * ${O}u + o) * ${OH}u + u32(oh)) * ${OW}u + u32(ow), ok);
-  return select(0.0, dy[i], ok);
+  return select(0.0, dy[${dyPlain ? "i / 4u][i % 4u" : "i"}], ok);
 }`,
     readA: wVec
       ? `let i = ${wOffset}u + row * ${K}u + k; return w[i / 4u][i % 4u];`
@@ -319,7 +293,9 @@ fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
   };
   if (wVec) hooks.readA4 = `return w[(${wOffset}u + row * ${K}u + k) / 4u];`;
   if (dxVec) hooks.writeC4 = `${splitCol} dx[(${dxIndex}) / 4u] = v;`;
-  if (f.wp % 4 === 0) {
+  if (dyPlain) {
+    hooks.readB4 = `return dy[((col / ${P}u * ${O}u + k) * ${P}u + col % ${P}u) / 4u];`;
+  } else if (f.wp % 4 === 0) {
     hooks.readB4 = `${splitK} ${splitCol} let oh = i + ${dh0} - th; let ow = j + ${dw0} - tw;
   return vec4<f32>(dyAt(n, o, oh, ow), dyAt(n, o, oh, ow + 1), dyAt(n, o, oh, ow + 2), dyAt(n, o, oh, ow + 3));`;
   }
@@ -345,23 +321,18 @@ function label(g: ConvGeometry): string {
 }
 
 /**
- * The weight of convolution `g` re-laid out as [KH·KW, Cp, O] (Cp = C rounded up to 4; padding
- * channels zero): row (t, c) of the channels-last forward's B operand, contiguous along o (vec4
- * loads). With `transposedFrom` the weight is taken from a convolution whose grad input `g` is: its
- * weight [C, O, KH, KW] (g's channels swapped) is flipped in both spatial axes.
+ * The weight [O, C, KH, KW] re-laid out as [KH·KW, Cq, O] (Cq = C rounded up to 4; padding channels
+ * zero): the B operand of the channels-last forward, contiguous along o (vec4 loads).
  */
-function weightTapChannelOut(w: Tensor, g: ConvGeometry, transposedFrom = false): Tensor {
+function weightTapChannelOut(w: Tensor, g: ConvGeometry): Tensor {
   const KK = g.KH * g.KW;
-  const Cp = nhwcChannels(g);
-  const wr = empty([KK, Cp, g.O]);
-  const n = g.O * Cp;
-  const source = (t: number) =>
-    transposedFrom
-      ? `w[(c * ${g.O}u + o) * ${KK}u + ${KK - 1 - t}u]`
-      : `w[(o * ${g.C}u + c) * ${KK}u + ${t}u]`;
+  const Cq = vec4Channels(g.C);
+  const wr = empty([KK, Cq, g.O]);
+  const n = g.O * Cq;
   const stores = Array.from(
     { length: KK },
-    (_, t) => `if (real) { v = ${source(t)}; } wr[(${t * Cp}u + c) * ${g.O}u + o] = v;`,
+    (_, t) =>
+      `  if (real) { v = w[(o * ${g.C}u + c) * ${KK}u + ${t}u]; } wr[(${t * Cq}u + c) * ${g.O}u + o] = v;`,
   );
   const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
 @group(0) @binding(1) var<storage, read_write> wr: array<f32>;
@@ -369,118 +340,47 @@ ${flatMain(n, 64)}
   let o = i % ${g.O}u; let c = i / ${g.O}u;
   let real = c < ${g.C}u;
   var v = 0.0;
-${stores.map((l) => "  " + l).join("\n")}
+${stores.join("\n")}
 }`;
-  gpu().dispatch(
-    { name: `conv2d.weightTapChannelOut ${label(g)}`, code },
-    [w.range, wr.range],
-    grid1d(n, 64),
-  );
+  const name = `conv2d.weightTapChannelOut ${label(g)}`;
+  gpu().dispatch({ name, code }, [w.range, wr.range], grid1d(n, 64));
   return wr;
 }
 
 /**
- * Whether the channels-last forward (see `forwardChannelsLastHooks`) is used for convolution `g`: on
- * the register tiling (software adapters, where it was measured) for spatial kernels with at least
- * 128 output channels (16-wide column blocks) and 512 output pixels (the weight copy is then small
- * against the GEMM): ResNet-18's 3×3 layers of 128 and 256 channels at batch 8 go from 24–26 to
- * 28–32 GFLOP/s per 2 cores, the 512-channel 4×4 layer at batch 32 from 25.0 / 23.5 to 25.6 / 26.0
+ * Whether the channels-last GEMM (see `conv_channels_last.ts`) is used for a pass with `cols` output
+ * channels and `pixels` output pixels per GEMM: on the register tiling (software adapters, where it
+ * was measured) for spatial kernels with at least 128 output channels (16-wide column blocks) and
+ * 512 pixels. ResNet-18's 3×3 layers of 128 and 256 channels at batch 8 go from 24–26 to 28–32
+ * GFLOP/s per 2 cores, the 512-channel 4×4 layer at batch 32 from 25.0 / 23.5 to 25.6 / 26.0
  * (forward / grad input); 64 channels (8-wide column blocks), 1×1 kernels and fewer pixels (the
  * 512-channel layers at batch 8) measured slower.
  */
-function channelsLastForwardPays(g: ConvGeometry): boolean {
-  return !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && g.O % 4 === 0 && g.O >= 128 &&
-    g.N * g.OH * g.OW >= 512;
-}
-
-/** Records a convolution forward into `y` through the channels-last hooks, with the weight `wr` re-laid. */
-function channelsLastForwardInto(y: Tensor, x: Tensor, wr: Tensor, g: ConvGeometry): void {
-  const images = imagesPerChunk(g, [x, y]);
-  const gc = { ...g, N: images };
-  const sizes = { M: images * g.OH * g.OW, N: g.O, K: g.KH * g.KW * nhwcChannels(g), batch: 1 };
-  const hooks = forwardChannelsLastHooks(gc);
-  for (let n0 = 0; n0 < g.N; n0 += images) {
-    const xc = imagesOf(x, n0, images);
-    const yc = imagesOf(y, n0, images);
-    const xq = paddedChannelsLast(xc, gc);
-    dispatchGemm(`conv2d.forwardChannelsLast ${label(g)}`, sizes, hooks, [xq, wr, yc]);
-    for (const t of [xq, xc, yc]) t.dispose();
-  }
-}
-
-/** Default bytes of a channels-last copy above which a convolution pass works through the batch in chunks. */
-export const CHANNELS_LAST_CHUNK_BYTES = 4 * 2 ** 20;
-let chunkBytes = CHANNELS_LAST_CHUNK_BYTES;
-
-/** Sets the chunking threshold of channels-last copies (`null`: the default); for tests and benchmarks. */
-export function setChannelsLastChunkBytes(bytes: number | null): void {
-  chunkBytes = bytes ?? CHANNELS_LAST_CHUNK_BYTES;
-}
-
-/**
- * Images per chunk of a channels-last pass: the whole batch, unless its copy of x would exceed
- * `CHANNELS_LAST_CHUNK_BYTES` (a transient buffer the size of a padded activation, which at batch 256
- * would stand beside the step's largest tensors at its memory peak). Then the largest divisor of the
- * batch whose copy fits and whose image slices of `sliced` (NCHW tensors) start at offsets a storage
- * binding accepts (256 bytes).
- */
-function imagesPerChunk(g: ConvGeometry, sliced: Tensor[]): number {
-  const { Hp, Wp, Cp } = channelsLastLayout(g);
-  const perImage = Hp * Wp * Cp * 4;
-  if (g.N * perImage <= chunkBytes) return g.N;
-  for (let images = g.N - 1; images >= 1; images--) {
-    if (g.N % images !== 0 || images * perImage > chunkBytes) continue;
-    const aligned = sliced.every((t) =>
-      Array.from({ length: g.N / images }, (_, c) => (t.elementOffset + c * images * (t.size / g.N)) * 4)
-        .every((bytes) => bytes % 256 === 0)
-    );
-    if (aligned) return images;
-  }
-  return g.N;
-}
-
-/** A view of images n0 .. n0 + count − 1 of an NCHW tensor (shares its storage; dispose it). */
-function imagesOf(t: Tensor, n0: number, count: number): Tensor {
-  if (n0 === 0 && count === t.shape[0]) return t.detach();
-  const perImage = t.size / t.shape[0];
-  return new Tensor(
-    [count, ...t.shape.slice(1)],
-    t.dtype,
-    t.storage.retain(),
-    t.elementOffset + n0 * perImage,
-  );
-}
-
-/**
- * Channels-last forward hooks: yᵀ[(n,oh,ow), o] = Σ_{(t,c)} xq[(n,oh,ow), (t,c)] · wr[(t,c), o] with
- * xq the padded channels-last copy of x and wr the weight as [KH·KW, Cp, O]: both operands load
- * aligned vec4s; C → y (NCHW).
- */
-function forwardChannelsLastHooks(g: ConvGeometry): GemmHooks {
-  const { Hp, Wp, Cp, s } = channelsLastLayout(g);
-  const OHW = g.OH * g.OW;
-  const wVec = g.O % 4 === 0;
-  const xqIndex = `${splitPixel(g, "row")} let t = k / ${Cp}u; let c = k % ${Cp}u;
-  let kh = t / ${g.KW}u; let kw = t % ${g.KW}u;
-  let e = ((n * ${Hp}u + u32(oh) * ${s}u + kh) * ${Wp}u + u32(ow) * ${s}u + kw) * ${Cp}u + c;`;
-  const hooks: GemmHooks = {
-    decls: `@group(0) @binding(0) var<storage, read> xq: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> wr: array<${wVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> y: array<f32>;`,
-    readA: `${xqIndex} return xq[e / 4u][e % 4u];`,
-    readA4: `${xqIndex} return xq[e / 4u];`,
-    readB: wVec ? `let i = k * ${g.O}u + col; return wr[i / 4u][i % 4u];` : `return wr[k * ${g.O}u + col];`,
-    writeC: `y[(row / ${OHW}u * ${g.O}u + col) * ${OHW}u + row % ${OHW}u] = v;`,
-  };
-  if (wVec) hooks.readB4 = `return wr[(k * ${g.O}u + col) / 4u];`;
-  return hooks;
+function channelsLastPays(g: ConvGeometry, cols: number, pixels: number): boolean {
+  return !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && cols % 4 === 0 && cols >= 128 &&
+    pixels >= 512;
 }
 
 /** Records the forward GEMM into `y` [N, O, OH, OW]. */
 export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeometry): void {
-  if (channelsLastForwardPays(g)) {
+  if (channelsLastPays(g, g.O, g.N * g.OH * g.OW)) {
     const wr = weightTapChannelOut(w, g);
-    channelsLastForwardInto(y, x, wr, g);
+    const { layout, s } = inputLayout(g);
+    const spec: ChannelsLastGemm = {
+      rowsH: g.OH,
+      rowsW: g.OW,
+      layout,
+      ah: 0,
+      aw: 0,
+      sIn: s,
+      dir: 1,
+      nth: g.KH,
+      ntw: g.KW,
+      cols: g.O,
+      weightOffset: 0,
+      outIndex: `(n * ${g.O}u + col) * ${g.OH * g.OW}u + i * ${g.OW}u + j`,
+    };
+    channelsLastGemmsInto(`conv2d.forwardChannelsLast ${label(g)}`, y, x, wr, [spec]);
     wr.dispose();
     return;
   }
@@ -525,36 +425,108 @@ ${lines.join("\n")}
   return { wp, offsets };
 }
 
+/**
+ * The weight [O, C, KH, KW] re-laid out for channels-last grad input: per phase [taps, Oq, C] (Oq = O
+ * rounded up to 4, padding rows zero) with tap (th, tw) ↔ (kh0 + s·th, kw0 + s·tw), the phases one
+ * after another from the offsets returned. One invocation per (o, c) reads its KH·KW taps once.
+ */
+function phaseWeightsChannelsLast(
+  w: Tensor,
+  g: ConvGeometry,
+  fs: Phase[],
+): { wp: Tensor; offsets: number[] } {
+  const Oq = vec4Channels(g.O);
+  const offsets: number[] = [];
+  let total = 0;
+  for (const f of fs) {
+    offsets.push(total);
+    total += f.nkh * f.nkw * Oq * g.C;
+  }
+  const wp = empty([total]);
+  const lines: string[] = [];
+  fs.forEach((f, p) => {
+    for (let th = 0; th < f.nkh; th++) {
+      for (let tw = 0; tw < f.nkw; tw++) {
+        const tap = (f.kh0 + g.stride * th) * g.KW + f.kw0 + g.stride * tw;
+        const t = th * f.nkw + tw;
+        lines.push(
+          `  if (real) { v = w[base + ${tap}u]; } wp[${offsets[p]}u + (${t * Oq}u + o) * ${g.C}u + c] = v;`,
+        );
+      }
+    }
+  });
+  const n = Oq * g.C;
+  const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read_write> wp: array<f32>;
+${flatMain(n, 64)}
+  let c = i % ${g.C}u; let o = i / ${g.C}u;
+  let real = o < ${g.O}u;
+  let base = select(0u, (o * ${g.C}u + c) * ${g.KH * g.KW}u, real);
+  var v = 0.0;
+${lines.join("\n")}
+}`;
+  const name = `conv2d.phaseWeightsChannelsLast ${label(g)}`;
+  gpu().dispatch({ name, code }, [w.range, wp.range], grid1d(n, 64));
+  return { wp, offsets };
+}
+
+/**
+ * Grad input as channels-last GEMMs, one per stride phase, over one zero-padded channels-last copy of
+ * dy (padded by the kernel size on every side, enough for every phase's taps): phase pixel (i, j) and
+ * tap (th, tw) read dy at (i + dh0 − th, j + dw0 − tw). Phase (0, 0) also zeroes the tapless phases.
+ */
+function gradInputChannelsLastInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeometry, fs: Phase[]): void {
+  const s = g.stride;
+  const live = fs.filter((f) => f.nkh * f.nkw > 0);
+  const zeros = fs.filter((f) => f.nkh * f.nkw === 0);
+  const { wp, offsets } = phaseWeightsChannelsLast(w, g, live);
+  const layout: ChannelsLastLayout = {
+    Hq: g.OH + 2 * g.KH,
+    Wq: g.OW + 2 * g.KW,
+    Cq: vec4Channels(g.O),
+    step: 1,
+    padH: g.KH,
+    padW: g.KW,
+  };
+  const dxIndex = (ph: number, pw: number) =>
+    `((n * ${g.C}u + col) * ${g.H}u + ${ph}u + ${s}u * i) * ${g.W}u + ${pw}u + ${s}u * j`;
+  const specs = live.map((f, p): ChannelsLastGemm => ({
+    rowsH: f.hp,
+    rowsW: f.wp,
+    layout,
+    ah: g.KH + (f.ph + g.pad - f.kh0) / s,
+    aw: g.KW + (f.pw + g.pad - f.kw0) / s,
+    sIn: 1,
+    dir: -1,
+    nth: f.nkh,
+    ntw: f.nkw,
+    cols: g.C,
+    weightOffset: offsets[p],
+    outIndex: dxIndex(f.ph, f.pw),
+    extraWrite: p > 0
+      ? ""
+      : zeros.map((z) =>
+        `\n  if (${z.ph}u + ${s}u * i < ${g.H}u && ${z.pw}u + ${s}u * j < ${g.W}u) { out[${
+          dxIndex(z.ph, z.pw)
+        }] = 0.0; }`
+      ).join(""),
+  }));
+  channelsLastGemmsInto(`conv2d.gradInputChannelsLast ${label(g)}`, dx, dy, wp, specs);
+  wp.dispose();
+}
+
 /** Records the grad-input GEMMs (one per stride phase) into `dx` [N, C, H, W]. */
 export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeometry): void {
-  // At stride 1 with a square kernel, grad input is the forward convolution of dy with the flipped,
-  // transposed kernel and padding KH − 1 − pad: take the channels-last forward where it pays.
-  if (g.stride === 1 && g.KH === g.KW && g.pad <= g.KH - 1) {
-    const t: ConvGeometry = {
-      N: g.N,
-      C: g.O,
-      H: g.OH,
-      W: g.OW,
-      O: g.C,
-      KH: g.KH,
-      KW: g.KW,
-      OH: g.H,
-      OW: g.W,
-      stride: 1,
-      pad: g.KH - 1 - g.pad,
-    };
-    if (channelsLastForwardPays(t)) {
-      const wr = weightTapChannelOut(w, t, true);
-      channelsLastForwardInto(dx, dy, wr, t);
-      wr.dispose();
-      return;
-    }
-  }
   const fs = phases(g);
+  const first = fs[0];
+  // Channels-last phases where they pay (phase (0, 0) has the most pixels and zeroes tapless phases).
+  if (first.nkh * first.nkw > 0 && channelsLastPays(g, g.C, g.N * first.hp * first.wp)) {
+    gradInputChannelsLastInto(dx, dy, w, g, fs);
+    return;
+  }
   const live = fs.filter((f) => f.nkh * f.nkw > 0);
   const { wp, offsets } = live.length ? phaseWeights(w, g, live) : { wp: null, offsets: [] };
   // Phase (0, 0) has the most pixels; when it has taps it also zeroes the phases without any.
-  const first = fs[0];
   const fuse = first.ph === 0 && first.pw === 0 && first.nkh * first.nkw > 0;
   const zeros = fuse ? fs.filter((f) => f.nkh * f.nkw === 0) : [];
   for (const f of fs) {
@@ -572,8 +544,10 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
 /** Records the grad-weight GEMM into `dw` [O, C, KH, KW]. */
 export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
   const M = g.O;
-  const N = g.KH * g.KW * nhwcChannels(g);
-  const images = imagesPerChunk(g, [x, dy]);
+  const { layout } = inputLayout(g);
+  const N = g.KH * g.KW * layout.Cq;
+  const name = `conv2d.gradWeight ${label(g)}`;
+  const images = imagesPerChunk(g.N, layout.Hq * layout.Wq * layout.Cq * 4, [x, dy]);
   if (images < g.N) {
     // A large batch: chunks of images in turn, each GEMM adding its partial sum to dw (in order).
     const gc = { ...g, N: images };
@@ -581,18 +555,17 @@ export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvG
     for (let n0 = 0; n0 < g.N; n0 += images) {
       const xc = imagesOf(x, n0, images);
       const dyc = imagesOf(dy, n0, images);
-      const xq = paddedChannelsLast(xc, gc);
-      const hooks = gradWeightHooks(gc, 0, n0 > 0);
-      dispatchGemm(`conv2d.gradWeight ${label(g)}`, sizes, hooks, [xq, dyc, dw]);
+      const xq = channelsLastCopy(xc, layout, name);
+      dispatchGemm(name, sizes, gradWeightHooks(gc, 0, n0 > 0), [xq, dyc, dw]);
       for (const t of [xq, xc, dyc]) t.dispose();
     }
     return;
   }
-  const xq = paddedChannelsLast(x, g);
+  const xq = channelsLastCopy(x, layout, name);
   const groups = gradWeightSplit(g);
   if (groups === 1) {
     const sizes = { M, N, K: g.N * g.OH * g.OW, batch: 1 };
-    dispatchGemm(`conv2d.gradWeight ${label(g)}`, sizes, gradWeightHooks(g), [xq, dy, dw]);
+    dispatchGemm(name, sizes, gradWeightHooks(g), [xq, dy, dw]);
     xq.dispose();
     return;
   }
@@ -602,7 +575,7 @@ export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvG
   const CKK = g.C * g.KH * g.KW;
   const part = empty([groups, M, CKK]);
   const sizes = { M, N, K: kChunk, batch: groups };
-  dispatchGemm(`conv2d.gradWeight ${label(g)}`, sizes, gradWeightHooks(g, kChunk), [xq, dy, part]);
+  dispatchGemm(name, sizes, gradWeightHooks(g, kChunk), [xq, dy, part]);
   xq.dispose();
   sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, M * CKK);
   part.dispose();
