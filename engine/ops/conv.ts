@@ -351,19 +351,21 @@ ${stores.join("\n")}
  * Whether the channels-last GEMM (see `conv_channels_last.ts`) is used for a pass with `cols` output
  * channels and `pixels` output pixels per GEMM: on the register tiling (software adapters, where it
  * was measured) for spatial kernels with at least 128 output channels (16-wide column blocks) and
- * 512 pixels. ResNet-18's 3×3 layers of 128 and 256 channels at batch 8 go from 24–26 to 28–32
- * GFLOP/s per 2 cores, the 512-channel 4×4 layer at batch 32 from 25.0 / 23.5 to 25.6 / 26.0
- * (forward / grad input); 64 channels (8-wide column blocks), 1×1 kernels and fewer pixels (the
- * 512-channel layers at batch 8) measured slower.
+ * `minPixels` pixels (512 for the forward, 128 for a grad-input phase). Measured on ResNet-18's
+ * layers (GFLOP/s per 2 cores, NCHW → channels-last): 3×3 layers of 128 and 256 channels at batch 8
+ * 24–26 → 28–32 in all passes; the 512-channel 4×4 layer's grad input 23.3 → 24.1 at batch 8 and
+ * 23.5 → 26.0 at batch 32, its forward 26.6 → 24.3 at batch 8 (128 pixels) but 25.0 → 25.6 at batch
+ * 32; the 3×3 stride-2 256 → 512 grad input 22.5 → 25.6. Slower: 64 channels (8-wide column blocks)
+ * and 1×1 kernels.
  */
-function channelsLastPays(g: ConvGeometry, cols: number, pixels: number): boolean {
+function channelsLastPays(g: ConvGeometry, cols: number, pixels: number, minPixels: number): boolean {
   return !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && cols % 4 === 0 && cols >= 128 &&
-    pixels >= 512;
+    pixels >= minPixels;
 }
 
 /** Records the forward GEMM into `y` [N, O, OH, OW]. */
 export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeometry): void {
-  if (channelsLastPays(g, g.O, g.N * g.OH * g.OW)) {
+  if (channelsLastPays(g, g.O, g.N * g.OH * g.OW, 512)) {
     const wr = weightTapChannelOut(w, g);
     const { layout, s } = inputLayout(g);
     const spec: ChannelsLastGemm = {
@@ -520,7 +522,7 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
   const fs = phases(g);
   const first = fs[0];
   // Channels-last phases where they pay (phase (0, 0) has the most pixels and zeroes tapless phases).
-  if (first.nkh * first.nkw > 0 && channelsLastPays(g, g.C, g.N * first.hp * first.wp)) {
+  if (first.nkh * first.nkw > 0 && channelsLastPays(g, g.C, g.N * first.hp * first.wp, 128)) {
     gradInputChannelsLastInto(dx, dy, w, g, fs);
     return;
   }
