@@ -11,7 +11,11 @@
  * - optionally `readA4(b, row, k) -> vec4<f32>` = A[b][row][k..k+3] and
  *   `readB4(b, k, col) -> vec4<f32>` = B[b][k][col..col+3] (vectorised loads), and
  *   `writeC4(b, row, col, v: vec4<f32>)` storing C[b][row][col..col+3] (vectorised stores: a short
- *   contraction such as a 3-channel stem's K = 27 is otherwise bound by its scalar stores).
+ *   contraction such as a 3-channel stem's K = 27 is otherwise bound by its scalar stores), and
+ *   `readBT4(b, k, col) -> vec4<f32>` = B[b][k..k+3][col] (B stored contraction-major, as in A·Bᵀ): then
+ *   the register kernel contracts with dot products of vec4s along k instead of outer products of
+ *   vec4 rows, so both operands load one vec4 per four products of a row or column (on llvmpipe a
+ *   vec4 load of contiguous floats costs about one scalar gather).
  *
  * Contract: the template handles the M, N, K edges. Hooks are only called with `row < M`, `col < N`
  * and `k < K` (out-of-range rows and columns are clamped and their results discarded), `readA4` only
@@ -103,6 +107,11 @@ export interface GemmHooks {
   readB4?: string;
   /** Optional body of `fn writeC4(b: u32, row: u32, col: u32, v: vec4<f32>)` (C[row][col..col+3]). */
   writeC4?: string;
+  /**
+   * Optional body of `fn readBT4(b: u32, k: u32, col: u32) -> vec4<f32>` (B[k..k+3][col]): selects the
+   * dot-product register kernel (register tilings only; with `readA4`).
+   */
+  readBT4?: string;
 }
 
 /** A GEMM problem: sizes, batch count, hooks and tiling. */
@@ -176,6 +185,13 @@ fn readA4(b: u32, row: u32, k: u32) -> vec4<f32> {
 fn readB4(b: u32, k: u32, col: u32) -> vec4<f32> {
   ${readB4}
 }${
+    hooks.readBT4
+      ? `
+fn readBT4(b: u32, k: u32, col: u32) -> vec4<f32> {
+  ${hooks.readBT4}
+}`
+      : ""
+  }${
     hooks.writeC4 && N % 4 === 0
       ? `
 fn writeC4(b: u32, row: u32, col: u32, v: vec4<f32>) {
@@ -229,7 +245,10 @@ function registerKernel(spec: GemmSpec): GemmKernel {
   for (const i of I) lines.push(`  let r${i} = min(row0 + ${i}u, ${M - 1}u);`);
   // Column groups start on multiples of 4 (N % 4 == 0 when readB4 is real); clamp to the last group.
   const lastGroup = N % 4 === 0 ? N - 4 : N - 1;
-  for (const j of J) lines.push(`  let c${j} = min(col0 + ${4 * j}u, ${Math.max(0, lastGroup)}u);`);
+  const dot = spec.hooks.readBT4 !== undefined;
+  const C = range(tiling.threadN);
+  if (dot) { for (const c of C) lines.push(`  let cc${c} = min(col0 + ${c}u, ${N - 1}u);`); }
+  else for (const j of J) lines.push(`  let c${j} = min(col0 + ${4 * j}u, ${Math.max(0, lastGroup)}u);`);
   for (const i of I) for (const j of J) lines.push(`  var acc${i}_${j} = vec4<f32>(0.0);`);
   // A short contraction (e.g. a 3-channel stem, K = 27) is unrolled: k becomes a constant in every
   // hook, so the im2col tap decompositions fold at compile time and there is no loop overhead.
@@ -247,7 +266,19 @@ function registerKernel(spec: GemmSpec): GemmKernel {
       lines.push(`  }`);
     }
   };
-  if (kMain > 0) {
+  if (dot && kMain > 0) {
+    // Dot products along k: column c of the block reads B[k..k+3][c] as one vec4.
+    kSteps(0, kMain, 4, () => {
+      for (const i of I) lines.push(`    let a${i} = readA4(bz, r${i}, k);`);
+      for (const c of C) lines.push(`    let b${c} = readBT4(bz, k, cc${c});`);
+      for (const i of I) {
+        for (const j of J) {
+          const d = range(4).map((l) => `dot(a${i}, b${4 * j + l})`).join(", ");
+          lines.push(`    acc${i}_${j} = acc${i}_${j} + vec4<f32>(${d});`);
+        }
+      }
+    });
+  } else if (kMain > 0) {
     kSteps(0, kMain, 4, () => {
       for (const i of I) lines.push(`    let a${i} = readA4(bz, r${i}, k);`);
       for (const kk of range(4)) {
@@ -263,7 +294,18 @@ function registerKernel(spec: GemmSpec): GemmKernel {
       }
     });
   }
-  if (K % 4 !== 0) {
+  if (dot && K % 4 !== 0) {
+    kSteps(kMain, K, 1, () => {
+      for (const i of I) lines.push(`    let a${i} = readA(bz, r${i}, k);`);
+      for (const c of C) lines.push(`    let b${c} = readB(bz, k, cc${c});`);
+      for (const i of I) {
+        for (const j of J) {
+          const b4 = range(4).map((l) => `b${4 * j + l}`).join(", ");
+          lines.push(`    acc${i}_${j} = fma(vec4<f32>(a${i}), vec4<f32>(${b4}), acc${i}_${j});`);
+        }
+      }
+    });
+  } else if (K % 4 !== 0) {
     kSteps(kMain, K, 1, () => {
       for (const i of I) lines.push(`    let a${i} = readA(bz, r${i}, k);`);
       for (const j of J) lines.push(`    let b${j} = readB4(bz, k, c${j});`);

@@ -31,7 +31,14 @@ for (const [label, tiling] of TILINGS) {
       setGemmTiling(tiling);
       try {
         let seed = 10;
-        for (const [M, N, K] of [[1, 1, 1], [37, 53, 29], [130, 67, 70], [8, 12, 16]]) {
+        // K % 4 == 0 with transB alone takes the dot-product kernel (both operands contraction-major).
+        for (
+          const [M, N, K] of [[1, 1, 1], [37, 53, 29], [130, 67, 70], [8, 12, 16], [35, 141, 44], [
+            19,
+            45,
+            32,
+          ]]
+        ) {
           for (const transA of [false, true]) {
             for (const transB of [false, true]) {
               const a = randomArray(M * K, seed++);
@@ -63,7 +70,7 @@ for (const [label, tiling] of TILINGS) {
         const [B, M, N, K] = [3, 9, 13, 20];
         let seed = 100;
         for (const [aBatched, bBatched] of [[true, true], [true, false], [false, true]]) {
-          for (const [transA, transB] of [[false, false], [true, true]]) {
+          for (const [transA, transB] of [[false, false], [true, true], [false, true]]) {
             {
               const a = randomArray((aBatched ? B : 1) * M * K, seed++);
               const b = randomArray((bBatched ? B : 1) * K * N, seed++);

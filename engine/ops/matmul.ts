@@ -50,7 +50,7 @@ export function dispatchGemm(
     `${sizes.M},${sizes.N},${sizes.K},${sizes.batch}|${tiling.tileM},${tiling.tileN},${tiling.tileK},` +
     `${tiling.threadM},${tiling.threadN},${tiling.useWorkgroupMemory}|${hooks.decls}\u0000${hooks.readA}\u0000` +
     `${hooks.readB}\u0000${hooks.writeC}\u0000${hooks.readA4 ?? "-"}\u0000${hooks.readB4 ?? "-"}\u0000` +
-    `${hooks.writeC4 ?? "-"}`;
+    `${hooks.writeC4 ?? "-"}\u0000${hooks.readBT4 ?? "-"}`;
   let kernel = kernelMemo.get(key);
   if (!kernel) {
     kernel = gemmKernel({ ...sizes, hooks, tiling });
@@ -107,8 +107,9 @@ function matmulHooks(
   // vec4 bindings where 4 consecutive hook elements are contiguous and aligned in storage.
   const aVec = !a.trans && K % 4 === 0 && a.batchStride % 4 === 0;
   const bVec = !b.trans && N % 4 === 0 && b.batchStride % 4 === 0;
+  const bT4 = b.trans && aVec && K % 4 === 0 && b.batchStride % 4 === 0 && reduceBatch <= 1;
   const decls = `@group(0) @binding(0) var<storage, read> A: array<${aVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(1) var<storage, read> B: array<${bVec ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(1) var<storage, read> B: array<${bVec || bT4 ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> c: array<${cVec ? "vec4<f32>" : "f32"}>;
 ${extraDecls}`;
   const hooks: GemmHooks = {
@@ -116,7 +117,7 @@ ${extraDecls}`;
     readA: aVec
       ? `let i = ${aIndex("row", "k")}; return A[i / 4u][i % 4u];`
       : `return A[${aIndex("row", "k")}];`,
-    readB: bVec
+    readB: bVec || bT4
       ? `let i = ${bIndex("k", "col")}; return B[i / 4u][i % 4u];`
       : `return B[${bIndex("k", "col")}];`,
     writeC: cVec ? `let i = ${cIndex}; c[i / 4u][i % 4u] = v;` : writeC,
@@ -124,7 +125,10 @@ ${extraDecls}`;
   if (cVec) hooks.writeC4 = `c[(${cIndex}) / 4u] = v;`;
   if (aVec) hooks.readA4 = `return A[(${aIndex("row", "k")}) / 4u];`;
   if (bVec) hooks.readB4 = `return B[(${bIndex("k", "col")}) / 4u];`;
-  else if (b.trans) {
+  else if (bT4) {
+    // Both operands contraction-major (A·Bᵀ, e.g. a Gram matrix z·zᵀ): dot-product kernel, vec4 loads.
+    hooks.readBT4 = `return B[(${bIndex("k", "col")}) / 4u];`;
+  } else if (b.trans) {
     hooks.readB4 = `return vec4<f32>(${
       [0, 1, 2, 3].map((j) => `B[${bIndex("k", `col + ${j}u`)}]`).join(", ")
     });`;
