@@ -235,8 +235,8 @@ for (const chunked of [false, true]) {
     async fn() {
       await setup();
       setGemmTiling(REGISTER_TILING);
-      // A limit of ~one image's copy forces chunks of 1–2 images. Shapes are chosen so that the
-      // channels-last paths are taken: forward with O ≥ 128, grad input with C ≥ 128, ≥ 512 pixels.
+      // A limit of ~one image's copy forces chunks of 1–2 images. On the register tiling the
+      // channels-last forward (grad input) is taken for spatial kernels when C (O) % 4 == 0.
       if (chunked) setChannelsLastChunkBytes(2 * 14 * 14 * 8 * 4);
       try {
         let seed = 70;

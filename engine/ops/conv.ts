@@ -321,51 +321,47 @@ function label(g: ConvGeometry): string {
 }
 
 /**
- * The weight [O, C, KH, KW] re-laid out as [KH·KW, Cq, O] (Cq = C rounded up to 4; padding channels
- * zero): the B operand of the channels-last forward, contiguous along o (vec4 loads).
+ * The weight [O, C, KH, KW] re-laid out as [O, KH·KW, Cq] (Cq = C rounded up to 4; padding channels
+ * zero): the A operand of the channels-last forward, contraction-major (vec4 loads).
  */
 function weightTapChannelOut(w: Tensor, g: ConvGeometry): Tensor {
   const KK = g.KH * g.KW;
   const Cq = vec4Channels(g.C);
-  const wr = empty([KK, Cq, g.O]);
+  const wr = empty([g.O, KK, Cq]);
   const n = g.O * Cq;
   const stores = Array.from(
     { length: KK },
     (_, t) =>
-      `  if (real) { v = w[(o * ${g.C}u + c) * ${KK}u + ${t}u]; } wr[(${t * Cq}u + c) * ${g.O}u + o] = v;`,
+      `  if (real) { v = w[(o * ${g.C}u + c) * ${KK}u + ${t}u]; } wr[(o * ${KK}u + ${t}u) * ${Cq}u + c] = v;`,
   );
   const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
 @group(0) @binding(1) var<storage, read_write> wr: array<f32>;
 ${flatMain(n, 64)}
-  let o = i % ${g.O}u; let c = i / ${g.O}u;
+  let c = i % ${Cq}u; let o = i / ${Cq}u;
   let real = c < ${g.C}u;
   var v = 0.0;
 ${stores.join("\n")}
 }`;
-  const name = `conv2d.weightTapChannelOut ${label(g)}`;
+  const name = `conv2d.weightOutTapChannel ${label(g)}`;
   gpu().dispatch({ name, code }, [w.range, wr.range], grid1d(n, 64));
   return wr;
 }
 
 /**
- * Whether the channels-last GEMM (see `conv_channels_last.ts`) is used for a pass with `cols` output
- * channels and `pixels` output pixels per GEMM: on the register tiling (software adapters, where it
- * was measured) for spatial kernels with at least 128 output channels (16-wide column blocks) and
- * `minPixels` pixels (512 for the forward, 128 for a grad-input phase). Measured on ResNet-18's
- * layers (GFLOP/s per 2 cores, NCHW → channels-last): 3×3 layers of 128 and 256 channels at batch 8
- * 24–26 → 28–32 in all passes; the 512-channel 4×4 layer's grad input 23.3 → 24.1 at batch 8 and
- * 23.5 → 26.0 at batch 32, its forward 26.6 → 24.3 at batch 8 (128 pixels) but 25.0 → 25.6 at batch
- * 32; the 3×3 stride-2 256 → 512 grad input 22.5 → 25.6. Slower: 64 channels (8-wide column blocks)
- * and 1×1 kernels.
+ * Whether the channels-last GEMM (see `conv_channels_last.ts`) is used for a pass whose input has
+ * `inChannels` channels: on the register tiling (software adapters, where it was measured) for spatial
+ * kernels whose input channels fill whole vec4s. Measured on ResNet-18's layers at batch 8 (GFLOP/s per
+ * 2 cores, NCHW → channels-last): forward 24–26 → 27–31, grad input 22–25 → 25–28 for every 3×3 layer;
+ * the 3-channel stem forward 19.7 → 16.6 (a quarter of its contraction would be padding) stays NCHW,
+ * and 1×1 kernels gain nothing.
  */
-function channelsLastPays(g: ConvGeometry, cols: number, pixels: number, minPixels: number): boolean {
-  return !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && cols % 4 === 0 && cols >= 128 &&
-    pixels >= minPixels;
+function channelsLastPays(g: ConvGeometry, inChannels: number): boolean {
+  return !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && inChannels % 4 === 0;
 }
 
 /** Records the forward GEMM into `y` [N, O, OH, OW]. */
 export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeometry): void {
-  if (channelsLastPays(g, g.O, g.N * g.OH * g.OW, 512)) {
+  if (channelsLastPays(g, g.C)) {
     const wr = weightTapChannelOut(w, g);
     const { layout, s } = inputLayout(g);
     const spec: ChannelsLastGemm = {
@@ -378,9 +374,10 @@ export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeomet
       dir: 1,
       nth: g.KH,
       ntw: g.KW,
-      cols: g.O,
+      channels: g.O,
       weightOffset: 0,
-      outIndex: `(n * ${g.O}u + col) * ${g.OH * g.OW}u + i * ${g.OW}u + j`,
+      outIndex: `(n * ${g.O}u + ch) * ${g.OH * g.OW}u + i * ${g.OW}u + j`,
+      vecOut: g.OW % 4 === 0,
     };
     channelsLastGemmsInto(`conv2d.forwardChannelsLast ${label(g)}`, y, x, wr, [spec]);
     wr.dispose();
@@ -428,9 +425,9 @@ ${lines.join("\n")}
 }
 
 /**
- * The weight [O, C, KH, KW] re-laid out for channels-last grad input: per phase [taps, Oq, C] (Oq = O
- * rounded up to 4, padding rows zero) with tap (th, tw) ↔ (kh0 + s·th, kw0 + s·tw), the phases one
- * after another from the offsets returned. One invocation per (o, c) reads its KH·KW taps once.
+ * The weight [O, C, KH, KW] re-laid out for channels-last grad input: per phase [C, taps, Oq] (Oq = O
+ * rounded up to 4, padding entries zero) with tap (th, tw) ↔ (kh0 + s·th, kw0 + s·tw), the phases one
+ * after another from the offsets returned. One invocation per (c, o) reads its KH·KW taps once.
  */
 function phaseWeightsChannelsLast(
   w: Tensor,
@@ -447,12 +444,15 @@ function phaseWeightsChannelsLast(
   const wp = empty([total]);
   const lines: string[] = [];
   fs.forEach((f, p) => {
+    const nt = f.nkh * f.nkw;
     for (let th = 0; th < f.nkh; th++) {
       for (let tw = 0; tw < f.nkw; tw++) {
         const tap = (f.kh0 + g.stride * th) * g.KW + f.kw0 + g.stride * tw;
         const t = th * f.nkw + tw;
         lines.push(
-          `  if (real) { v = w[base + ${tap}u]; } wp[${offsets[p]}u + (${t * Oq}u + o) * ${g.C}u + c] = v;`,
+          `  if (real) { v = w[base + ${tap}u]; } wp[${
+            offsets[p]
+          }u + (c * ${nt}u + ${t}u) * ${Oq}u + o] = v;`,
         );
       }
     }
@@ -461,7 +461,7 @@ function phaseWeightsChannelsLast(
   const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
 @group(0) @binding(1) var<storage, read_write> wp: array<f32>;
 ${flatMain(n, 64)}
-  let c = i % ${g.C}u; let o = i / ${g.C}u;
+  let o = i % ${Oq}u; let c = i / ${Oq}u;
   let real = o < ${g.O}u;
   let base = select(0u, (o * ${g.C}u + c) * ${g.KH * g.KW}u, real);
   var v = 0.0;
@@ -491,7 +491,7 @@ function gradInputChannelsLastInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeo
     padW: g.KW,
   };
   const dxIndex = (ph: number, pw: number) =>
-    `((n * ${g.C}u + col) * ${g.H}u + ${ph}u + ${s}u * i) * ${g.W}u + ${pw}u + ${s}u * j`;
+    `((n * ${g.C}u + ch) * ${g.H}u + ${ph}u + ${s}u * i) * ${g.W}u + ${pw}u + ${s}u * j`;
   const specs = live.map((f, p): ChannelsLastGemm => ({
     rowsH: f.hp,
     rowsW: f.wp,
@@ -502,9 +502,10 @@ function gradInputChannelsLastInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeo
     dir: -1,
     nth: f.nkh,
     ntw: f.nkw,
-    cols: g.C,
+    channels: g.C,
     weightOffset: offsets[p],
     outIndex: dxIndex(f.ph, f.pw),
+    vecOut: s === 1 && g.W % 4 === 0,
     extraWrite: p > 0
       ? ""
       : zeros.map((z) =>
@@ -522,7 +523,7 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
   const fs = phases(g);
   const first = fs[0];
   // Channels-last phases where they pay (phase (0, 0) has the most pixels and zeroes tapless phases).
-  if (first.nkh * first.nkw > 0 && channelsLastPays(g, g.C, g.N * first.hp * first.wp, 128)) {
+  if (first.nkh * first.nkw > 0 && channelsLastPays(g, g.O)) {
     gradInputChannelsLastInto(dx, dy, w, g, fs);
     return;
   }

@@ -8,11 +8,12 @@
  * vec4 and needs no bounds checks. The copy is transient; for a large batch it is made in chunks of
  * images so that it never stands beside a step's largest tensors at the memory peak.
  *
- * One GEMM shape serves the forward convolution and each stride phase of grad input:
- * rows = output pixels (n, i, j) of an rowsH × rowsW grid per image, k = (tap t, input channel c) with
- * t = th·ntw + tw, columns = output channels; A[(n,i,j), (t,c)] = q[n, ah + sIn·i + dir·th,
- * aw + sIn·j + dir·tw, c] from the copy q, B = a weight re-laid as [taps, Cq, cols] (vec4 along the
- * columns), and C is written through an index expression of (n, i, j, col).
+ * One GEMM shape serves the forward convolution and each stride phase of grad input: rows = output
+ * channels, columns = output pixels (n, i, j) of an rowsH × rowsW grid per image, k = (tap t, input
+ * channel c) with t = th·ntw + tw. A = a weight re-laid as [channels, taps, Cq]; B[(t,c), (n,i,j)] =
+ * q[n, ah + sIn·i + dir·th, aw + sIn·j + dir·tw, c] from the copy q. Both operands are contraction-major,
+ * so the template's dot-product kernel (`readBT4`) loads one vec4 per four products on either side, and
+ * four neighbouring output pixels are stored as one vec4 where they are contiguous.
  */
 import { gpu } from "../gpu.ts";
 import { empty, Tensor } from "../tensor.ts";
@@ -112,12 +113,12 @@ export function imagesOf(t: Tensor, n0: number, count: number): Tensor {
 
 /** One channels-last GEMM (see the module comment). */
 export interface ChannelsLastGemm {
-  /** Output pixel grid per image (GEMM rows = N · rowsH · rowsW). */
+  /** Output pixel grid per image (GEMM columns = N · rowsH · rowsW). */
   rowsH: number;
   rowsW: number;
   /** Layout of the input copy. */
   layout: ChannelsLastLayout;
-  /** Input pixel of row (i, j) and tap (th, tw): (ah + sIn·i + dir·th, aw + sIn·j + dir·tw). */
+  /** Input pixel of output pixel (i, j) and tap (th, tw): (ah + sIn·i + dir·th, aw + sIn·j + dir·tw). */
   ah: number;
   aw: number;
   sIn: number;
@@ -125,13 +126,15 @@ export interface ChannelsLastGemm {
   /** Taps per axis (K = nth · ntw · Cq). */
   nth: number;
   ntw: number;
-  /** GEMM columns (output channels). */
-  cols: number;
-  /** Element offset of this GEMM's weight [nth·ntw, Cq, cols] in the weight buffer. */
+  /** Output channels (GEMM rows). */
+  channels: number;
+  /** Element offset of this GEMM's weight [channels, nth·ntw, Cq] in the weight buffer. */
   weightOffset: number;
-  /** WGSL index of the output element of row (n, i, j: u32) and column `col`. */
+  /** WGSL index of the output element of pixel (n, i, j: u32) and output channel `ch`. */
   outIndex: string;
-  /** Extra WGSL statements at the end of writeC (may use n, i, j, col). */
+  /** Whether pixels (n, i, j..j+3) are four contiguous output elements (needs rowsW % 4 == 0). */
+  vecOut: boolean;
+  /** Extra WGSL statements at the end of writeC (may use n, i, j, ch). */
   extraWrite?: string;
 }
 
@@ -139,25 +142,27 @@ function hooks(s: ChannelsLastGemm): GemmHooks {
   const { Hq, Wq, Cq } = s.layout;
   const P = s.rowsH * s.rowsW;
   const nt = s.nth * s.ntw;
-  const tap = (v: string, a: number, t: string) => `${a}u + ${s.sIn}u * ${v} ${s.dir > 0 ? "+" : "-"} ${t}`;
-  const qIndex = `let n = row / ${P}u; let p = row % ${P}u; let i = p / ${s.rowsW}u; let j = p % ${s.rowsW}u;
-  let t = k / ${Cq}u; let c = k % ${Cq}u; let th = ${nt === 1 ? "0u" : `t / ${s.ntw}u`}; let tw = ${
-    nt === 1 ? "0u" : `t % ${s.ntw}u`
-  };
-  let e = ((n * ${Hq}u + ${tap("i", s.ah, "th")}) * ${Wq}u + ${tap("j", s.aw, "tw")}) * ${Cq}u + c;`;
-  const wVec = s.cols % 4 === 0 && s.weightOffset % 4 === 0;
-  const wIndex = `${s.weightOffset}u + k * ${s.cols}u + col`;
+  const K = nt * Cq;
+  const at = (v: string, a: number, t: string) => `${a}u + ${s.sIn}u * ${v} ${s.dir > 0 ? "+" : "-"} ${t}`;
+  const pixel = `let n = col / ${P}u; let p = col % ${P}u; let i = p / ${s.rowsW}u; let j = p % ${s.rowsW}u;`;
+  const qIndex = `${pixel}
+  let t = k / ${Cq}u; let c = k % ${Cq}u;
+  let th = ${nt === 1 ? "0u" : `t / ${s.ntw}u`}; let tw = ${nt === 1 ? "0u" : `t % ${s.ntw}u`};
+  let e = ((n * ${Hq}u + ${at("i", s.ah, "th")}) * ${Wq}u + ${at("j", s.aw, "tw")}) * ${Cq}u + c;`;
+  const wIndex = `${s.weightOffset}u + row * ${K}u + k`;
+  const vecOut = s.vecOut && s.rowsW % 4 === 0;
   const result: GemmHooks = {
     decls: `@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> wr: array<${wVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;`,
-    readA: `${qIndex} return q[e / 4u][e % 4u];`,
-    readA4: `${qIndex} return q[e / 4u];`,
-    readB: wVec ? `let w = ${wIndex}; return wr[w / 4u][w % 4u];` : `return wr[${wIndex}];`,
-    writeC: `let n = row / ${P}u; let p = row % ${P}u; let i = p / ${s.rowsW}u; let j = p % ${s.rowsW}u;
-  out[${s.outIndex}] = v;${s.extraWrite ?? ""}`,
+@group(0) @binding(1) var<storage, read> wr: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out: array<${vecOut ? "vec4<f32>" : "f32"}>;`,
+    readA: `let w = ${wIndex}; return wr[w / 4u][w % 4u];`,
+    readA4: `return wr[(${wIndex}) / 4u];`,
+    readB: `${qIndex} return q[e / 4u][e % 4u];`,
+    readBT4: `${qIndex} return q[e / 4u];`,
+    writeC: `${pixel} let ch = row; let o = ${s.outIndex};
+  ${vecOut ? "out[o / 4u][o % 4u] = v;" : "out[o] = v;"}${s.extraWrite ?? ""}`,
   };
-  if (wVec) result.readB4 = `return wr[(${wIndex}) / 4u];`;
+  if (vecOut) result.writeC4 = `${pixel} let ch = row; out[(${s.outIndex}) / 4u] = v;`;
   return result;
 }
 
@@ -177,7 +182,7 @@ export function channelsLastGemmsInto(
   const { Hq, Wq, Cq } = specs[0].layout;
   const images = imagesPerChunk(N, Hq * Wq * Cq * 4, [input, out]);
   const gemms = specs.map((spec) => ({
-    sizes: { M: images * spec.rowsH * spec.rowsW, N: spec.cols, K: spec.nth * spec.ntw * Cq, batch: 1 },
+    sizes: { M: spec.channels, N: images * spec.rowsH * spec.rowsW, K: spec.nth * spec.ntw * Cq, batch: 1 },
     hooks: hooks(spec),
   }));
   for (let n0 = 0; n0 < N; n0 += images) {
