@@ -6,7 +6,7 @@
  * tensors, so per-path recursion would repeat work), then walks it in reverse, summing gradients that
  * meet at a tensor. Backward closures run with recording off.
  */
-import { type BackwardOptions, setBackwardImpl, ShapeError, Tensor, untrack } from "./tensor.ts";
+import { type BackwardOptions, empty, setBackwardImpl, ShapeError, Tensor, untrack } from "./tensor.ts";
 import { addInto, addSame, fill } from "./ops/core.ts";
 
 /** One recorded op: its inputs and the rule mapping the output gradient to input gradients. */
@@ -123,7 +123,13 @@ function backward(root: Tensor, seed?: Tensor, options: BackwardOptions = {}): v
           throw new ShapeError(`${t.node!.name}.backward`, `gradient ${gi} for input ${input}`);
         }
         const existing = grads.get(input);
-        if (existing && existing.storage.refs === 1 && gi.storage !== existing.storage) {
+        if (existing && (isSlot(input, existing) || isSlot(input, gi))) {
+          // One of the two went straight into the parameter's optimiser slot (`gradTarget`): sum there.
+          const [slot, other] = isSlot(input, existing) ? [existing, gi] : [gi, existing];
+          addInto(slot, other);
+          grads.set(input, slot);
+          if (other !== g) other.dispose();
+        } else if (existing && existing.storage.refs === 1 && gi.storage !== existing.storage) {
           // Sole owner of the partial sum: add in place (one activation-sized buffer fewer where a
           // ResNet's skip and residual branches meet; same operands and order, same bits).
           addInto(existing, gi);
@@ -144,7 +150,32 @@ function backward(root: Tensor, seed?: Tensor, options: BackwardOptions = {}): v
   }
 }
 
+/**
+ * Where a backward rule should write the gradient of input `t`: a parameter's zeroed optimiser slot when
+ * this is the first gradient it receives since `zeroGrad()` (it is then accumulated already, and
+ * `backward` leaves it in place), else a fresh tensor. The rule must overwrite every element.
+ */
+export function gradTarget(t: Tensor): Tensor {
+  if (t.gradSlot && t.gradSlotZero && !t.node && t.requiresGrad && t.gradSlot.size === t.size) {
+    t.gradSlotZero = false;
+    return t.gradSlot;
+  }
+  return empty(t.shape);
+}
+
+/** Whether `g` is (a view of exactly) the gradient slot of `leaf`. */
+function isSlot(leaf: Tensor, g: Tensor): boolean {
+  const slot = leaf.gradSlot;
+  return slot !== undefined && g.storage === slot.storage && g.elementOffset === slot.elementOffset &&
+    g.size === slot.size;
+}
+
 function accumulateLeaf(leaf: Tensor, g: Tensor): void {
+  if (isSlot(leaf, g)) {
+    if (g !== leaf.gradSlot) g.dispose(); // a detached alias; the slot itself stays
+    return;
+  }
+  leaf.gradSlotZero = false;
   if (leaf.gradSlot) {
     addInto(leaf.gradSlot, g);
     g.dispose();

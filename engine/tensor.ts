@@ -77,6 +77,12 @@ export class Tensor {
   name?: string;
   /** Where a parameter's gradient accumulates when an optimiser packed gradients into one buffer. */
   gradSlot?: Tensor;
+  /**
+   * Set by the optimiser's `zeroGrad()` while `gradSlot` holds zeros that no gradient has been added to:
+   * the first backward rule to produce this parameter's gradient may then write it straight into the slot
+   * (see `gradTarget`), sparing a buffer and an accumulation pass.
+   */
+  gradSlotZero = false;
   #storage: Storage;
   #elementOffset: number;
   #grad: Tensor | undefined;

@@ -256,3 +256,61 @@ Deno.test("schedules: polynomial, exponential, constant", () => {
   assert.equal(constantSchedule(0.3)(99), 0.3);
   assert.throws(() => polynomialLr(0.1, 0, 0, 5), RangeError);
 });
+
+Deno.test({
+  name: "gradients written straight into zeroed optimiser slots equal the accumulated ones, in any order",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const { linear } = await import("../engine/ops/matmul.ts");
+    const { mul } = await import("../engine/ops/elementwise.ts");
+    const { sum } = await import("../engine/ops/reduce.ts");
+    const { gradTarget } = await import("../engine/autograd.ts");
+    const wData = randomArray(16, 41);
+    const xData = randomArray(12, 42);
+    const bData = randomArray(4, 43);
+    // loss = Σ linear(linear(x, w) ⊙ w-shaped… ): w feeds three rules — linear twice (which write into the slot
+    // when they may) and an elementwise product (which never does), so every order of slot / non-slot meets.
+    const loss = (w: Tensor, b: Tensor, x: Tensor) =>
+      sum(mul(linear(linear(x, w, b), w), linear(sum(mul(w, w), 0, true), w)));
+    const run = async (useSgd: boolean, backwards: number) => {
+      const w = tensor(wData, [4, 4], { requiresGrad: true });
+      const b = tensor(bData, [4], { requiresGrad: true });
+      const x = tensor(xData, [3, 4]);
+      const sgd = useSgd ? new SGD([w, b], { lr: 0.1 }) : null;
+      sgd?.zeroGrad();
+      for (let i = 0; i < backwards; i++) {
+        const l = loss(w, b, x);
+        l.backward();
+        l.dispose();
+      }
+      const grads = [await w.grad!.toArray(), await b.grad!.toArray()];
+      const flags = [w.gradSlotZero, b.gradSlotZero];
+      sgd?.dispose();
+      [w, b, x].forEach((t) => t.dispose());
+      return { grads, flags };
+    };
+    const plain = await run(false, 1);
+    const slots = await run(true, 1);
+    const twice = await run(true, 2); // the second backward adds onto the slots (no zeroGrad between)
+    for (let i = 0; i < 2; i++) {
+      assertClose(slots.grads[i], plain.grads[i], { rtol: 1e-6, atol: 1e-6, label: `grad ${i}` });
+      assertClose(twice.grads[i], plain.grads[i].map((v) => 2 * v), {
+        rtol: 1e-6,
+        atol: 1e-6,
+        label: `2× ${i}`,
+      });
+    }
+    assert.deepEqual(slots.flags, [false, false], "the slots were taken");
+    // gradTarget hands out a slot once per zeroGrad, and only to leaves that require grad.
+    const p = tensor([1, 2], [2], { requiresGrad: true });
+    const sgd = new SGD([p], { lr: 0.1 });
+    sgd.zeroGrad();
+    assert.equal(gradTarget(p), p.gradSlot);
+    const fresh = gradTarget(p);
+    assert.notEqual(fresh, p.gradSlot);
+    fresh.dispose();
+    sgd.dispose();
+    p.dispose();
+  },
+});

@@ -8,7 +8,7 @@
  */
 import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
-import { record } from "../autograd.ts";
+import { gradTarget, record } from "../autograd.ts";
 import {
   bnBackwardApplyCode,
   bnBackwardFinalizeCode,
@@ -108,8 +108,9 @@ function batchNormImpl(
       stats.range,
       partial.range,
     ], grid1d(c * geo.chunks));
-    const dgamma = empty(gamma.shape);
-    const dbeta = empty(beta.shape);
+    // The finalize kernel writes every element of both, so they may be the parameters' optimiser slots.
+    const dgamma = gamma.requiresGrad ? gradTarget(gamma) : empty(gamma.shape);
+    const dbeta = beta.requiresGrad ? gradTarget(beta) : empty(beta.shape);
     const coef = empty([3, c]);
     g.dispatch({ name: `${op}.backward.finalize`, code: bnBackwardFinalizeCode(geo, training) }, [
       partial.range,

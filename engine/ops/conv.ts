@@ -18,7 +18,7 @@
 import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
-import { record } from "../autograd.ts";
+import { gradTarget, record } from "../autograd.ts";
 import { fitTiling, type GemmHooks } from "../../shaders/gemm.ts";
 import { dispatchGemm, gemmTiling } from "./matmul.ts";
 import {
@@ -642,7 +642,7 @@ export function conv2d(x: Tensor, w: Tensor, { stride = 1, padding = 0 }: Conv2d
       conv2dGradInputInto(dx, dy, w, g);
     }
     if (w.requiresGrad) {
-      dw = empty(w.shape);
+      dw = gradTarget(w);
       conv2dGradWeightInto(dw, x, dy, g);
     }
     return [dx, dw];

@@ -7,7 +7,7 @@
  */
 import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
-import { record } from "../autograd.ts";
+import { gradTarget, record } from "../autograd.ts";
 import {
   type GemmHooks,
   type GemmKernel,
@@ -317,8 +317,8 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
     const wantB = bias !== undefined && bias.requiresGrad;
     if (wantW || wantB) {
       // [dw | db][out, in+1] = dyᵀ[out,N] · [x | 1][N, in+1]; only the wanted columns are computed.
-      gw = wantW ? empty(w.shape) : null;
-      gb = wantB ? empty(bias!.shape) : null;
+      gw = wantW ? gradTarget(w) : null;
+      gb = wantB ? gradTarget(bias!) : null;
       const cols = wantW ? IN + (wantB ? 1 : 0) : 1;
       const first = wantW ? 0 : IN; // first logical column of [x | 1]
       const decls = [

@@ -218,6 +218,7 @@ export class SGD {
   zeroGrad(): void {
     this.#checkAlive();
     gpu().clear(this.#grads.range);
+    for (const { param } of this.#slots) param.gradSlotZero = true;
   }
 
   /** The step count and momentum buffers, read back (parameters are checkpointed by themselves). */
