@@ -7,10 +7,9 @@ import type { Gpu } from "../engine/gpu.ts";
 import { tensor } from "../engine/tensor.ts";
 import { tidy } from "../engine/scope.ts";
 import { crossEntropy } from "../engine/ops/loss.ts";
-import { SGD } from "../engine/optim/sgd.ts";
 import { ResNet18 } from "../models/resnet.ts";
 import { LinearClassifier } from "../models/classifier.ts";
-import { gpuTest, randomArray, setup } from "./util.ts";
+import { gpuTest, randomArray, resnetFixture, setup } from "./util.ts";
 
 const MiB = 2 ** 20;
 
@@ -99,12 +98,7 @@ function recordPool(g: Gpu): { events: string[]; stop: () => void } {
 
 /** One ResNet-18 training step (width 1/8, batch 4) from a trimmed pool, recorded; then disposed. */
 async function recordedStep(g: Gpu, dryRun: boolean) {
-  const model = new ResNet18({ width: 0.125, seed: 1 });
-  const head = new LinearClassifier(model.featureDim, 10, { seed: 2 });
-  const params = [...model.parameters(), ...head.parameters()];
-  const sgd = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const x = tensor(randomArray(4 * 3 * 32 * 32, 7), [4, 3, 32, 32]);
-  const labels = tensor([1, 2, 3, 4], [4], { dtype: "i32" });
+  const f = await resnetFixture(0.125, 4, 1);
   await g.sync();
   g.pool.trim();
   g.pool.resetPeak();
@@ -112,22 +106,14 @@ async function recordedStep(g: Gpu, dryRun: boolean) {
   const recording = recordPool(g);
   g.dryRun = dryRun;
   try {
-    tidy(() => {
-      const loss = crossEntropy(head.forward(model.forward(x)), labels);
-      sgd.zeroGrad();
-      loss.backward();
-      sgd.step();
-    });
+    f.step();
     await g.sync();
   } finally {
     g.dryRun = false;
     recording.stop();
   }
   const after = g.memory();
-  x.dispose();
-  labels.dispose();
-  sgd.dispose();
-  for (const t of [...params, ...model.buffers()]) t.dispose();
+  f.dispose();
   await g.sync();
   g.pool.trim();
   return { before, after, events: recording.events };
@@ -161,22 +147,12 @@ Deno.test({
   ...gpuTest,
   async fn() {
     const g = await setup();
-    const model = new ResNet18({ width: 0.125, seed: 3 });
-    const head = new LinearClassifier(model.featureDim, 10, { seed: 4 });
-    const params = [...model.parameters(), ...head.parameters()];
-    const sgd = new SGD(params, { lr: 0.01, momentum: 0.9 });
-    const x = tensor(randomArray(8 * 3 * 32 * 32, 5), [8, 3, 32, 32]);
-    const labels = tensor([0, 1, 2, 3, 4, 5, 6, 7], [8], { dtype: "i32" });
+    const f = await resnetFixture(0.125, 8, 3);
     g.dryRun = true;
     try {
       const counts: number[][] = [];
       for (let step = 0; step < 3; step++) {
-        tidy(() => {
-          const loss = crossEntropy(head.forward(model.forward(x)), labels);
-          sgd.zeroGrad();
-          loss.backward();
-          sgd.step();
-        });
+        f.step({ releaseIntermediates: true });
         await g.sync();
         counts.push([g.memory().created, g.counters.bindGroupsCreated, g.memory().peakTotalBytes]);
       }
@@ -184,10 +160,7 @@ Deno.test({
     } finally {
       g.dryRun = false;
     }
-    x.dispose();
-    labels.dispose();
-    sgd.dispose();
-    for (const t of [...params, ...model.buffers()]) t.dispose();
+    f.dispose();
   },
 });
 

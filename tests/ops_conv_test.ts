@@ -39,6 +39,30 @@ const CONFIGS: ConvDims[] = [
 /** Tolerance for f32 sums of `terms` products of values in [-1, 1]. */
 const tol = (terms: number) => ({ rtol: 1e-4, atol: 1e-4 * Math.sqrt(Math.max(1, terms)) });
 
+/** Runs conv2d forward and backward on random data of shape `d` and checks all three against float64. */
+async function checkConv(d: ConvDims, seed: number): Promise<void> {
+  const [OH, OW] = convOut(d);
+  const x = randomArray(d.N * d.C * d.H * d.W, seed);
+  const w = randomArray(d.O * d.C * d.KH * d.KW, seed + 1);
+  const dy = randomArray(d.N * d.O * OH * OW, seed + 2);
+  const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
+  const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
+  const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
+  const name = JSON.stringify(d);
+  if (y.shape.join() !== [d.N, d.O, OH, OW].join()) throw new Error(`shape ${y.shape} for ${name}`);
+  assertClose(await y.toArray(), conv2dRef(x, w, d), { ...tol(d.C * d.KH * d.KW), label: `forward ${name}` });
+  y.backward(tensor(dy, y.shape));
+  assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
+    ...tol(d.O * d.KH * d.KW),
+    label: `grad input ${name}`,
+  });
+  assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), {
+    ...tol(d.N * OH * OW),
+    label: `grad weight ${name}`,
+  });
+  [tx, tw, y].forEach((t) => t.dispose());
+}
+
 for (const [label, tiling] of TILINGS) {
   Deno.test({
     name: `conv2d: forward, grad input and grad weight vs float64 references (${label} tiling)`,
@@ -49,29 +73,8 @@ for (const [label, tiling] of TILINGS) {
       try {
         let seed = 1;
         for (const d of CONFIGS) {
-          const [OH, OW] = convOut(d);
-          const x = randomArray(d.N * d.C * d.H * d.W, seed++);
-          const w = randomArray(d.O * d.C * d.KH * d.KW, seed++);
-          const dy = randomArray(d.N * d.O * OH * OW, seed++);
-          const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
-          const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
-          const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
-          const name = JSON.stringify(d);
-          if (y.shape.join() !== [d.N, d.O, OH, OW].join()) throw new Error(`shape ${y.shape} for ${name}`);
-          assertClose(await y.toArray(), conv2dRef(x, w, d), {
-            ...tol(d.C * d.KH * d.KW),
-            label: `forward ${name}`,
-          });
-          y.backward(tensor(dy, y.shape));
-          assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
-            ...tol(d.O * d.KH * d.KW),
-            label: `grad input ${name}`,
-          });
-          assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), {
-            ...tol(d.N * OH * OW),
-            label: `grad weight ${name}`,
-          });
-          [tx, tw, y].forEach((t) => t.dispose());
+          await checkConv(d, seed);
+          seed += 3;
         }
       } finally {
         setGemmTiling(null);
@@ -93,28 +96,8 @@ Deno.test({
       { N: 3, C: 64, H: 4, W: 4, O: 64, KH: 3, KW: 3, stride: 1, pad: 1 },
     ];
     for (const d of shapes) {
-      const [OH, OW] = convOut(d);
-      const x = randomArray(d.N * d.C * d.H * d.W, seed++);
-      const w = randomArray(d.O * d.C * d.KH * d.KW, seed++);
-      const dy = randomArray(d.N * d.O * OH * OW, seed++);
-      const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
-      const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
-      const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
-      const name = JSON.stringify(d);
-      assertClose(await y.toArray(), conv2dRef(x, w, d), {
-        ...tol(d.C * d.KH * d.KW),
-        label: `forward ${name}`,
-      });
-      y.backward(tensor(dy, y.shape));
-      assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
-        ...tol(d.O * d.KH * d.KW),
-        label: `grad input ${name}`,
-      });
-      assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), {
-        ...tol(d.N * OH * OW),
-        label: `grad weight ${name}`,
-      });
-      [tx, tw, y].forEach((t) => t.dispose());
+      await checkConv(d, seed);
+      seed += 3;
     }
   },
 });
@@ -248,28 +231,8 @@ for (const chunked of [false, true]) {
           { N: 4, C: 8, H: 12, W: 12, O: 16, KH: 1, KW: 1, stride: 2, pad: 0 },
         ];
         for (const d of shapes) {
-          const [OH, OW] = convOut(d);
-          const x = randomArray(d.N * d.C * d.H * d.W, seed++);
-          const w = randomArray(d.O * d.C * d.KH * d.KW, seed++);
-          const dy = randomArray(d.N * d.O * OH * OW, seed++);
-          const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
-          const tw = tensor(w, [d.O, d.C, d.KH, d.KW], { requiresGrad: true });
-          const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
-          const name = JSON.stringify(d);
-          assertClose(await y.toArray(), conv2dRef(x, w, d), {
-            ...tol(d.C * d.KH * d.KW),
-            label: `forward ${name}`,
-          });
-          y.backward(tensor(dy, y.shape));
-          assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
-            ...tol(d.O * d.KH * d.KW),
-            label: `grad input ${name}`,
-          });
-          assertClose(await tw.grad!.toArray(), conv2dGradWeightRef(dy, x, d), {
-            ...tol(d.N * OH * OW),
-            label: `grad weight ${name}`,
-          });
-          [tx, tw, y].forEach((t) => t.dispose());
+          await checkConv(d, seed);
+          seed += 3;
         }
       } finally {
         setChannelsLastChunkBytes(null);

@@ -5,38 +5,23 @@
  * per-dispatch profiler.
  */
 import assert, { strictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { assertClose, gpuTest, randomArray, setup } from "./util.ts";
+import { assertClose, gpuTest, randomArray, resnetFixture, setup } from "./util.ts";
 import { tensor, writeTensor } from "../engine/tensor.ts";
 import { polynomialLr } from "../engine/optim/schedule.ts";
-import { tidy } from "../engine/scope.ts";
-import { crossEntropy } from "../engine/ops/loss.ts";
 import { addRelu } from "../engine/ops/elementwise.ts";
-import { SGD } from "../engine/optim/sgd.ts";
-import { ResNet18 } from "../models/resnet.ts";
-import { LinearClassifier } from "../models/classifier.ts";
 
 Deno.test({
   name: "perf invariants: a ResNet-18 training step is one submit, no readback, nothing recompiled",
   ...gpuTest,
   async fn() {
     const g = await setup();
-    const model = new ResNet18({ width: 0.125, seed: 3 });
-    const head = new LinearClassifier(model.featureDim, 10, { seed: 4 });
-    const params = [...model.parameters(), ...head.parameters()];
-    const sgd = new SGD(params, { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });
-    const x = tensor(Float32Array.from(randomArray(2 * 3 * 32 * 32, 1)), [2, 3, 32, 32]);
-    const labels = tensor([1, 7], [2], { dtype: "i32" });
+    const f = await resnetFixture(0.125, 2, 3);
     let t = 0;
     const step = () => {
       t++;
       // A new batch and a new learning rate every step, as in training: both are ordered writes.
-      writeTensor(labels, [t % 10, (t + 3) % 10]);
-      tidy(() => {
-        const loss = crossEntropy(head.forward(model.forward(x)), labels);
-        sgd.zeroGrad();
-        loss.backward();
-        sgd.step(polynomialLr(0.05, t, 100, 5));
-      });
+      writeTensor(f.labels, [t % 10, (t + 3) % 10]);
+      f.step({ releaseIntermediates: true, lr: polynomialLr(0.05, t, 100, 5) });
       g.flush();
     };
     // Step 1 compiles pipelines and sets up the momentum state; step 2 is the first regular step.
@@ -70,10 +55,7 @@ Deno.test({
     // Bind groups are cached by (pipeline, buffer, offset) and the pool hands each tensor the same
     // buffer every step (oldest free buffer first), so a repeated step creates none.
     for (const [k, s] of snapshots.entries()) assertEquals(s.bindGroups, 0, `step ${k + 3}: new bind groups`);
-    x.dispose();
-    labels.dispose();
-    sgd.dispose();
-    for (const t of [...params, ...model.buffers()]) t.dispose();
+    f.dispose();
   },
 });
 

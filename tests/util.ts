@@ -95,3 +95,57 @@ export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
   for (let i = 0; i < a.length; i++) s += a[i] * b[i];
   return s;
 }
+
+/** A small ResNet-18 training setup for step-level tests (see `resnetFixture`). */
+export interface ResNetFixture {
+  model: import("../models/resnet.ts").ResNet18;
+  head: import("../models/classifier.ts").LinearClassifier;
+  params: import("../engine/tensor.ts").Tensor[];
+  sgd: import("../engine/optim/sgd.ts").SGD;
+  x: import("../engine/tensor.ts").Tensor;
+  labels: import("../engine/tensor.ts").Tensor;
+  /** Records one training step (zeroGrad, forward, cross-entropy, backward, SGD) inside `tidy`. */
+  step(opts?: { releaseIntermediates?: boolean; lr?: number }): void;
+  dispose(): void;
+}
+
+/**
+ * ResNet-18 of `width` with a linear head on a random batch of `batch` 32×32 images, SGD with momentum
+ * 0.9 and weight decay 5e-4; seeds fix the weights (`seed`, `seed + 1`) and the data (`seed + 2`).
+ */
+export async function resnetFixture(width: number, batch: number, seed: number): Promise<ResNetFixture> {
+  const { tensor } = await import("../engine/tensor.ts");
+  const { tidy } = await import("../engine/scope.ts");
+  const { crossEntropy } = await import("../engine/ops/loss.ts");
+  const { SGD } = await import("../engine/optim/sgd.ts");
+  const { ResNet18 } = await import("../models/resnet.ts");
+  const { LinearClassifier } = await import("../models/classifier.ts");
+  const model = new ResNet18({ width, seed });
+  const head = new LinearClassifier(model.featureDim, 10, { seed: seed + 1 });
+  const params = [...model.parameters(), ...head.parameters()];
+  const sgd = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
+  const x = tensor(randomArray(batch * 3 * 32 * 32, seed + 2), [batch, 3, 32, 32]);
+  const labels = tensor(randomInts(batch, 10, seed + 3), [batch], { dtype: "i32" });
+  return {
+    model,
+    head,
+    params,
+    sgd,
+    x,
+    labels,
+    step({ releaseIntermediates = false, lr }: { releaseIntermediates?: boolean; lr?: number } = {}) {
+      tidy(() => {
+        sgd.zeroGrad();
+        const loss = crossEntropy(head.forward(model.forward(x)), labels);
+        loss.backward(undefined, { releaseIntermediates });
+        sgd.step(lr);
+      });
+    },
+    dispose() {
+      x.dispose();
+      labels.dispose();
+      sgd.dispose();
+      for (const t of [...params, ...model.buffers()]) t.dispose();
+    },
+  };
+}

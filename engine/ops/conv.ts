@@ -388,53 +388,19 @@ export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeomet
 }
 
 /**
- * The weight [O, C, KH, KW] re-laid out per stride phase as [C, O, taps] (taps of the phase in
- * (th, tw) order), the phases one after another from the offsets returned: row c of a phase's A
- * operand is then contiguous (vec4 loads). One invocation per (o, c) reads its KH·KW taps once.
+ * The weight [O, C, KH, KW] re-laid out per stride phase, the phases one after another from the offsets
+ * returned, each phase's taps in (th, tw) order with tap (th, tw) ↔ (kh0 + s·th, kw0 + s·tw):
+ * - `"C,O,taps"` (the NCHW grad input's A operand: row c contiguous, vec4 loads);
+ * - `"C,taps,Oq"` (the channels-last grad input's A operand; Oq = O rounded up to 4, padding zero).
+ * One invocation per (o, c) reads its KH·KW taps once.
  */
-function phaseWeights(w: Tensor, g: ConvGeometry, fs: Phase[]): { wp: Tensor; offsets: number[] } {
-  const offsets: number[] = [];
-  let total = 0;
-  for (const f of fs) {
-    offsets.push(total);
-    total += g.C * g.O * f.nkh * f.nkw;
-  }
-  const wp = empty([total]);
-  const KK = g.KH * g.KW;
-  const lines: string[] = [];
-  fs.forEach((f, p) => {
-    const nt = f.nkh * f.nkw;
-    for (let th = 0; th < f.nkh; th++) {
-      for (let tw = 0; tw < f.nkw; tw++) {
-        const tap = (f.kh0 + g.stride * th) * g.KW + f.kw0 + g.stride * tw;
-        lines.push(
-          `  wp[${offsets[p]}u + (c * ${g.O}u + o) * ${nt}u + ${th * f.nkw + tw}u] = w[base + ${tap}u];`,
-        );
-      }
-    }
-  });
-  const n = g.O * g.C;
-  const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> wp: array<f32>;
-${flatMain(n, 64)}
-  let o = i / ${g.C}u; let c = i % ${g.C}u; let base = i * ${KK}u;
-${lines.join("\n")}
-}`;
-  gpu().dispatch({ name: `conv2d.phaseWeights ${label(g)}`, code }, [w.range, wp.range], grid1d(n, 64));
-  return { wp, offsets };
-}
-
-/**
- * The weight [O, C, KH, KW] re-laid out for channels-last grad input: per phase [C, taps, Oq] (Oq = O
- * rounded up to 4, padding entries zero) with tap (th, tw) ↔ (kh0 + s·th, kw0 + s·tw), the phases one
- * after another from the offsets returned. One invocation per (c, o) reads its KH·KW taps once.
- */
-function phaseWeightsChannelsLast(
+function phaseWeights(
   w: Tensor,
   g: ConvGeometry,
   fs: Phase[],
+  layout: "C,O,taps" | "C,taps,Oq",
 ): { wp: Tensor; offsets: number[] } {
-  const Oq = vec4Channels(g.O);
+  const Oq = layout === "C,taps,Oq" ? vec4Channels(g.O) : g.O;
   const offsets: number[] = [];
   let total = 0;
   for (const f of fs) {
@@ -449,11 +415,10 @@ function phaseWeightsChannelsLast(
       for (let tw = 0; tw < f.nkw; tw++) {
         const tap = (f.kh0 + g.stride * th) * g.KW + f.kw0 + g.stride * tw;
         const t = th * f.nkw + tw;
-        lines.push(
-          `  if (real) { v = w[base + ${tap}u]; } wp[${
-            offsets[p]
-          }u + (c * ${nt}u + ${t}u) * ${Oq}u + o] = v;`,
-        );
+        const dst = layout === "C,O,taps"
+          ? `(c * ${g.O}u + o) * ${nt}u + ${t}u`
+          : `(c * ${nt}u + ${t}u) * ${Oq}u + o`;
+        lines.push(`  if (real) { v = w[base + ${tap}u]; } wp[${offsets[p]}u + ${dst}] = v;`);
       }
     }
   });
@@ -467,7 +432,7 @@ ${flatMain(n, 64)}
   var v = 0.0;
 ${lines.join("\n")}
 }`;
-  const name = `conv2d.phaseWeightsChannelsLast ${label(g)}`;
+  const name = `conv2d.phaseWeights ${layout} ${label(g)}`;
   gpu().dispatch({ name, code }, [w.range, wp.range], grid1d(n, 64));
   return { wp, offsets };
 }
@@ -481,7 +446,7 @@ function gradInputChannelsLastInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGeo
   const s = g.stride;
   const live = fs.filter((f) => f.nkh * f.nkw > 0);
   const zeros = fs.filter((f) => f.nkh * f.nkw === 0);
-  const { wp, offsets } = phaseWeightsChannelsLast(w, g, live);
+  const { wp, offsets } = phaseWeights(w, g, live, "C,taps,Oq");
   const layout: ChannelsLastLayout = {
     Hq: g.OH + 2 * g.KH,
     Wq: g.OW + 2 * g.KW,
@@ -528,7 +493,7 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
     return;
   }
   const live = fs.filter((f) => f.nkh * f.nkw > 0);
-  const { wp, offsets } = live.length ? phaseWeights(w, g, live) : { wp: null, offsets: [] };
+  const { wp, offsets } = live.length ? phaseWeights(w, g, live, "C,O,taps") : { wp: null, offsets: [] };
   // Phase (0, 0) has the most pixels; when it has taps it also zeroes the phases without any.
   const fuse = first.ph === 0 && first.pw === 0 && first.nkh * first.nkw > 0;
   const zeros = fuse ? fs.filter((f) => f.nkh * f.nkw === 0) : [];
