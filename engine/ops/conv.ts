@@ -106,11 +106,12 @@ function xAt(ih: string, iw: string): string {
   return `xAt(n, c, ${ih}, ${iw})`;
 }
 
-function xAtDecl(g: ConvGeometry): string {
+function xAtDecl(g: ConvGeometry, vec = false): string {
   if (g.pad === 0) {
     // Without padding every tap of a valid output pixel lies inside the image: no bounds checks.
     return `fn xAt(n: u32, c: u32, ih: i32, iw: i32) -> f32 {
-  return x[((n * ${g.C}u + c) * ${g.H}u + u32(ih)) * ${g.W}u + u32(iw)];
+  let i = ((n * ${g.C}u + c) * ${g.H}u + u32(ih)) * ${g.W}u + u32(iw);
+  return x[${vec ? "i / 4u][i % 4u" : "i"}];
 }`;
   }
   return `fn xAt(n: u32, c: u32, ih: i32, iw: i32) -> f32 {
@@ -128,11 +129,13 @@ function forwardHooks(g: ConvGeometry): GemmHooks {
   const s = g.stride;
   const yVec = OHW % 4 === 0;
   const yIndex = `(col / ${OHW}u * ${g.O}u + row) * ${OHW}u + col % ${OHW}u`;
+  // A 1×1 unpadded stride-1 kernel: B is x itself, [C, pixels] per image (vec4 loads of 4 pixels).
+  const plain = g.KH === 1 && g.KW === 1 && g.pad === 0 && s === 1 && OHW % 4 === 0;
   const hooks: GemmHooks = {
-    decls: `@group(0) @binding(0) var<storage, read> x: array<f32>;
+    decls: `@group(0) @binding(0) var<storage, read> x: array<${plain ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> y: array<${yVec ? "vec4<f32>" : "f32"}>;
-${xAtDecl(g)}`,
+${xAtDecl(g, plain)}`,
     readA: wVec ? `let i = row * ${K}u + k; return w[i / 4u][i % 4u];` : `return w[row * ${K}u + k];`,
     readB: `${splitTap(g, "k")} ${splitPixel(g, "col")}
   return ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};`,
@@ -141,7 +144,9 @@ ${xAtDecl(g)}`,
   // Four consecutive output columns of one image are contiguous in y when OH·OW % 4 == 0.
   if (yVec) hooks.writeC4 = `y[(${yIndex}) / 4u] = v;`;
   if (wVec) hooks.readA4 = `return w[(row * ${K}u + k) / 4u];`;
-  if (g.OW % 4 === 0) {
+  if (plain) {
+    hooks.readB4 = `return x[((col / ${OHW}u * ${g.C}u + k) * ${OHW}u + col % ${OHW}u) / 4u];`;
+  } else if (g.OW % 4 === 0) {
     // Four consecutive columns share n and oh: one decomposition, four bounded loads.
     hooks.readB4 = `${splitTap(g, "k")} ${splitPixel(g, "col")}
   let ih = oh * ${s} + kh - ${g.pad}; let iw = ow * ${s} + kw - ${g.pad};
@@ -383,8 +388,46 @@ export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeomet
     wr.dispose();
     return;
   }
+  if (g.KH === 1 && g.KW === 1 && g.pad === 0 && g.stride > 1 && (g.OH * g.OW) % 4 === 0) {
+    // A strided 1×1 convolution reads every stride-th pixel: gather those once (a copy of N·C·OH·OW
+    // floats against 2·O FLOPs per element), then a plain GEMM with aligned vec4 loads of pixels.
+    const sub = subsample(x, g);
+    const g1: ConvGeometry = { ...g, H: g.OH, W: g.OW, stride: 1 };
+    const sizes = { M: g.O, N: g.N * g.OH * g.OW, K: g.C, batch: 1 };
+    dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g1), [sub, w, y]);
+    sub.dispose();
+    return;
+  }
   const sizes = { M: g.O, N: g.N * g.OH * g.OW, K: g.C * g.KH * g.KW, batch: 1 };
   dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g), [x, w, y]);
+}
+
+/** x [N, C, H, W] → its pixels (stride·i, stride·j) as [N, C, OH, OW] (for strided 1×1 convolutions). */
+function subsample(x: Tensor, g: ConvGeometry): Tensor {
+  const n = g.N * g.C * g.OH * g.OW;
+  const sub = empty([g.N, g.C, g.OH, g.OW]);
+  const name = `conv2d.subsample ${label(g)}`;
+  if (g.stride === 2 && g.OW % 4 === 0 && g.W % 4 === 0) {
+    // Four outputs per invocation from two aligned vec4s of the input row (components x and z).
+    const code = `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> sub: array<vec4<f32>>;
+${flatMain(n / 4, 64)}
+  let j = (i % ${g.OW / 4}u) * 4u; let r = i / ${g.OW / 4}u; let h = r % ${g.OH}u; let nc = r / ${g.OH}u;
+  let e = ((nc * ${g.H}u + h * 2u) * ${g.W}u + j * 2u) / 4u;
+  let lo = x[e]; let hi = x[e + 1u];
+  sub[i] = vec4<f32>(lo.x, lo.z, hi.x, hi.z);
+}`;
+    gpu().dispatch({ name, code }, [x.range, sub.range], grid1d(n / 4, 64));
+    return sub;
+  }
+  const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> sub: array<f32>;
+${flatMain(n, 64)}
+  let j = i % ${g.OW}u; let r = i / ${g.OW}u; let h = r % ${g.OH}u; let nc = r / ${g.OH}u;
+  sub[i] = x[(nc * ${g.H}u + h * ${g.stride}u) * ${g.W}u + j * ${g.stride}u];
+}`;
+  gpu().dispatch({ name, code }, [x.range, sub.range], grid1d(n, 64));
+  return sub;
 }
 
 /**
