@@ -94,6 +94,7 @@ Deno.test({
       { N: 1, C: 16, H: 16, W: 16, O: 32, KH: 3, KW: 3, stride: 2, pad: 1 },
       { N: 1, C: 16, H: 16, W: 16, O: 32, KH: 1, KW: 1, stride: 2, pad: 0 },
       { N: 3, C: 64, H: 4, W: 4, O: 64, KH: 3, KW: 3, stride: 1, pad: 1 },
+      { N: 4, C: 8, H: 32, W: 32, O: 16, KH: 1, KW: 1, stride: 2, pad: 0 }, // split-K 1×1 grad weight
     ];
     for (const d of shapes) {
       await checkConv(d, seed);

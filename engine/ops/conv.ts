@@ -554,6 +554,13 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
 
 /** Records the grad-weight GEMM into `dw` [O, C, KH, KW]. */
 export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
+  const P = g.OH * g.OW;
+  if (
+    !gemmTiling().useWorkgroupMemory && g.KH === 1 && g.KW === 1 && g.pad === 0 && g.stride > 1 && P % 4 === 0
+  ) {
+    gradWeightStrided1x1Into(dw, x, dy, g);
+    return;
+  }
   const M = g.O;
   const { layout } = inputLayout(g);
   const N = g.KH * g.KW * layout.Cq;
@@ -592,6 +599,48 @@ export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvG
   part.dispose();
 }
 
+/**
+ * Grad weight of a strided 1×1 convolution as dwᵀ[c, o] = Σ_p xs[c, p] · dy[o, p] over the subsampled x
+ * (see `subsample`): both operands contraction-major (pixels contiguous), so the template's dot-product
+ * kernel loads vec4s on both sides, and C (rows) by O (columns) keeps 16-wide column blocks. Large
+ * batches go in chunks of images (each copy ≤ the channels-last chunk size), adding in order.
+ */
+function gradWeightStrided1x1Into(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
+  const P = g.OH * g.OW;
+  const images = imagesPerChunk(g.N, g.C * P * 4, [x, dy]);
+  const gc = { ...g, N: images };
+  const groups = images === g.N ? splitOverImages(gc, g.C, g.O) : 1;
+  const kChunk = (images / groups) * P;
+  const part = groups > 1 ? empty([groups, g.O, g.C]) : null;
+  const name = `conv2d.gradWeight ${label(g)}`;
+  for (let n0 = 0; n0 < g.N; n0 += images) {
+    const xc = imagesOf(x, n0, images);
+    const dyc = imagesOf(dy, n0, images);
+    const xs = subsample(xc, gc);
+    const split = `let kg = b * ${kChunk}u + k; let n = kg / ${P}u; let q = kg % ${P}u;`;
+    const xsIndex = `(n * ${g.C}u + row) * ${P}u + q`;
+    const dyIndex = `(n * ${g.O}u + col) * ${P}u + q`;
+    const store = n0 > 0 ? "out[e] = out[e] + v;" : "out[e] = v;";
+    const hooks: GemmHooks = {
+      decls: `@group(0) @binding(0) var<storage, read> xs: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> dy: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;`,
+      readA: `${split} let e = ${xsIndex}; return xs[e / 4u][e % 4u];`,
+      readA4: `${split} return xs[(${xsIndex}) / 4u];`,
+      readB: `${split} let e = ${dyIndex}; return dy[e / 4u][e % 4u];`,
+      readBT4: `${split} return dy[(${dyIndex}) / 4u];`,
+      writeC: `let e = (b * ${g.O}u + col) * ${g.C}u + row; ${store}`,
+    };
+    const sizes = { M: g.C, N: g.O, K: kChunk, batch: groups };
+    dispatchGemm(name, sizes, hooks, [xs, dyc, part ?? dw]);
+    for (const t of [xs, xc, dyc]) t.dispose();
+  }
+  if (part) {
+    sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, g.O * g.C);
+    part.dispose();
+  }
+}
+
 /** Output tiles below which grad weight is split over the contraction (few, long-K tiles). */
 const SPLIT_MIN_TILES = 16;
 /** Shortest contraction chunk of a split (pixels per partial sum). */
@@ -603,9 +652,14 @@ const SPLIT_MIN_K = 512;
  * 3→64 has a 64×27 output and an 8192-long contraction at batch 8). Groups divide the batch.
  */
 export function gradWeightSplit(g: ConvGeometry): number {
+  return splitOverImages(g, g.O, g.C * g.KH * g.KW);
+}
+
+/** Image groups for a split-K GEMM of an M×N output contracted over the batch's pixels (see above). */
+function splitOverImages(g: ConvGeometry, M: number, N: number): number {
   const t = gemmTiling();
-  const tiled = t.useWorkgroupMemory ? t : fitTiling(t, g.O, g.C * g.KH * g.KW);
-  const tiles = Math.ceil(g.O / tiled.tileM) * Math.ceil((g.C * g.KH * g.KW) / tiled.tileN);
+  const tiled = t.useWorkgroupMemory ? t : fitTiling(t, M, N);
+  const tiles = Math.ceil(M / tiled.tileM) * Math.ceil(N / tiled.tileN);
   if (tiles >= SPLIT_MIN_TILES) return 1;
   const OHW = g.OH * g.OW;
   let best = 1;
