@@ -272,10 +272,14 @@ function gradInputHooks(g: ConvGeometry, f: Phase, wOffset: number, zeroPhases: 
   // One tap reading dy at the phase's own pixel (a 1×1 unpadded convolution): B is dy itself, each
   // image's plane of P pixels contiguous, so four columns are one aligned vec4 and need no bounds.
   const dyPlain = nt === 1 && dh0 === 0 && dw0 === 0 && f.hp === OH && f.wp === OW && P % 4 === 0;
+  // The 1×1 stride-2 grad input that also zeroes the other three phases: four neighbouring outputs of
+  // phase (0, 0) fill two aligned vec4s of an even row (x and z lanes) and, zero, two of the odd row.
+  const spread = dyPlain && s === 2 && f.ph === 0 && f.pw === 0 && zeroPhases.length === 3 && H === 2 * OH &&
+    W === 2 * OW && OW % 4 === 0;
   const hooks: GemmHooks = {
     decls: `@group(0) @binding(0) var<storage, read> dy: array<${dyPlain ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> dx: array<${dxVec ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(2) var<storage, read_write> dx: array<${dxVec || spread ? "vec4<f32>" : "f32"}>;
 fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
   let ok = oh >= 0 && oh < ${OH} && ow >= 0 && ow < ${OW};
   let i = select(0u, ((n * ${O}u + o) * ${OH}u + u32(oh)) * ${OW}u + u32(ow), ok);
@@ -298,6 +302,15 @@ fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
   };
   if (wVec) hooks.readA4 = `return w[(${wOffset}u + row * ${K}u + k) / 4u];`;
   if (dxVec) hooks.writeC4 = `${splitCol} dx[(${dxIndex}) / 4u] = v;`;
+  if (spread) {
+    const zero = (e: string) => `dx[(${e}) / 4u][(${e}) % 4u] = 0.0;`;
+    hooks.writeC = `${splitCol} let e = ${dxIndex}; dx[e / 4u][e % 4u] = v; ${zero("e + 1u")} ${
+      zero(`e + ${W}u`)
+    } ${zero(`e + ${W + 1}u`)}`;
+    hooks.writeC4 = `${splitCol} let e = (${dxIndex}) / 4u;
+  dx[e] = vec4<f32>(v.x, 0.0, v.y, 0.0); dx[e + 1u] = vec4<f32>(v.z, 0.0, v.w, 0.0);
+  dx[e + ${W / 4}u] = vec4<f32>(0.0); dx[e + ${W / 4 + 1}u] = vec4<f32>(0.0);`;
+  }
   if (dyPlain) {
     hooks.readB4 = `return dy[((col / ${P}u * ${O}u + k) * ${P}u + col % ${P}u) / 4u];`;
   } else if (f.wp % 4 === 0) {
