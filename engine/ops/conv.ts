@@ -19,7 +19,7 @@ import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { gradTarget, record } from "../autograd.ts";
-import { fitTiling, type GemmHooks } from "../../shaders/gemm.ts";
+import { fitTiling, type GemmHooks, UNROLL_K } from "../../shaders/gemm.ts";
 import { dispatchGemm, gemmTiling } from "./matmul.ts";
 import {
   channelsLastCopy,
@@ -122,8 +122,11 @@ function xAtDecl(g: ConvGeometry, vec = false): string {
 }
 
 /** Forward hooks: A = w [O, C·KH·KW], B = im2col(x) [C·KH·KW, N·OH·OW], C → y (NCHW). */
-function forwardHooks(g: ConvGeometry): GemmHooks {
-  const K = g.C * g.KH * g.KW;
+function forwardHooks(g: ConvGeometry, K = g.C * g.KH * g.KW): GemmHooks {
+  // K may exceed C·KH·KW (a weight zero-padded to whole vec4s, see conv2dForwardInto): B is 0 there.
+  const KR = g.C * g.KH * g.KW;
+  const pad = K > KR ? `if (k >= ${KR}u) { return ${"0.0"}; } ` : "";
+  const pad4 = K > KR ? `if (k >= ${KR}u) { return vec4<f32>(0.0); } ` : "";
   const OHW = g.OH * g.OW;
   const wVec = K % 4 === 0;
   const s = g.stride;
@@ -137,7 +140,7 @@ function forwardHooks(g: ConvGeometry): GemmHooks {
 @group(0) @binding(2) var<storage, read_write> y: array<${yVec ? "vec4<f32>" : "f32"}>;
 ${xAtDecl(g, plain)}`,
     readA: wVec ? `let i = row * ${K}u + k; return w[i / 4u][i % 4u];` : `return w[row * ${K}u + k];`,
-    readB: `${splitTap(g, "k")} ${splitPixel(g, "col")}
+    readB: `${pad}${splitTap(g, "k")} ${splitPixel(g, "col")}
   return ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};`,
     writeC: yVec ? `let i = ${yIndex}; y[i / 4u][i % 4u] = v;` : `y[${yIndex}] = v;`,
   };
@@ -148,7 +151,7 @@ ${xAtDecl(g, plain)}`,
     hooks.readB4 = `return x[((col / ${OHW}u * ${g.C}u + k) * ${OHW}u + col % ${OHW}u) / 4u];`;
   } else if (g.OW % 4 === 0) {
     // Four consecutive columns share n and oh: one decomposition, four bounded loads.
-    hooks.readB4 = `${splitTap(g, "k")} ${splitPixel(g, "col")}
+    hooks.readB4 = `${pad4}${splitTap(g, "k")} ${splitPixel(g, "col")}
   let ih = oh * ${s} + kh - ${g.pad}; let iw = ow * ${s} + kw - ${g.pad};
   return vec4<f32>(${[0, 1, 2, 3].map((j) => xAt("ih", `iw + ${j * s}`)).join(", ")});`;
   }
@@ -411,8 +414,32 @@ export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeomet
     sub.dispose();
     return;
   }
-  const sizes = { M: g.O, N: g.N * g.OH * g.OW, K: g.C * g.KH * g.KW, batch: 1 };
+  const K = g.C * g.KH * g.KW;
+  if (K <= UNROLL_K && K % 4 !== 0) {
+    // A short contraction (the 3-channel stem, K = 27) is unrolled, so padding the weight with zeros to
+    // whole vec4s costs a few products and makes every weight load one vec4 (B's padding taps fold to 0).
+    const Kp = Math.ceil(K / 4) * 4;
+    const wp = zeroPadRows(w, g.O, K, Kp);
+    const sizes = { M: g.O, N: g.N * g.OH * g.OW, K: Kp, batch: 1 };
+    dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g, Kp), [x, wp, y]);
+    wp.dispose();
+    return;
+  }
+  const sizes = { M: g.O, N: g.N * g.OH * g.OW, K, batch: 1 };
   dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g), [x, w, y]);
+}
+
+/** A [rows, cols] row-major tensor copied to [rows, padded] with zeros in the extra columns. */
+function zeroPadRows(w: Tensor, rows: number, cols: number, padded: number): Tensor {
+  const out = empty([rows, padded]);
+  const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+${flatMain(rows * padded, 64)}
+  let r = i / ${padded}u; let c = i % ${padded}u;
+  out[i] = select(0.0, w[r * ${cols}u + min(c, ${cols - 1}u)], c < ${cols}u);
+}`;
+  gpu().dispatch({ name: "conv2d.zeroPadWeight", code }, [w.range, out.range], grid1d(rows * padded, 64));
+  return out;
 }
 
 /** x [N, C, H, W] → its pixels (stride·i, stride·j) as [N, C, OH, OW] (for strided 1×1 convolutions). */
