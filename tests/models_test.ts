@@ -456,3 +456,67 @@ Deno.test({
     bn.dispose();
   },
 });
+
+for (const variant of ["standard", "preact"] as ResNetVariant[]) {
+  Deno.test({
+    name:
+      `ResNet18 ${variant} width 1/8: end-to-end loss gradient vs central differences along random directions`,
+    ...gpuTest,
+    fn: async () => {
+      // Every backward path of a training step composed (conv forward / grad input / grad weight on all
+      // layer shapes, BN in training mode, addRelu, pooling, linear, cross-entropy), written into the
+      // optimiser's slots and with releaseIntermediates, as the trainer runs it: the directional derivative
+      // g·v must match (L(θ + tv) − L(θ − tv)) / 2t for random unit directions v over all parameters.
+      await setup();
+      const { crossEntropy } = await import("../engine/ops/loss.ts");
+      const { SGD } = await import("../engine/optim/sgd.ts");
+      const { tidy } = await import("../engine/scope.ts");
+      const { writeTensor } = await import("../engine/tensor.ts");
+      const model = new ResNet18({ variant, width: 1 / 8, seed: 21 });
+      const head = new LinearClassifier(model.featureDim, 10, { seed: 22 });
+      const params = [...model.parameters(), ...head.parameters()];
+      const sgd = new SGD(params, { lr: 0 });
+      const x = tensor(randomArray(4 * 3 * 32 * 32, 23, -2, 2), [4, 3, 32, 32]);
+      const labels = tensor([3, 1, 4, 1], [4], { dtype: "i32" });
+      const theta = await Promise.all(params.map((p) => p.toArray().then((a) => Float64Array.from(a))));
+      const lossAt = (shift: Float64Array[], t: number) =>
+        tidy(() => {
+          params.forEach((p, i) => writeTensor(p, theta[i].map((v, j) => v + t * shift[i][j])));
+          return crossEntropy(head.forward(model.forward(x)), labels);
+        });
+      sgd.zeroGrad();
+      tidy(() => {
+        const loss = crossEntropy(head.forward(model.forward(x)), labels);
+        loss.backward(undefined, { releaseIntermediates: true });
+      });
+      const grads = await Promise.all(params.map((p) => p.grad!.toArray()));
+      const random = rng(24);
+      const norm = (vs: ArrayLike<number>[]) => Math.sqrt(vs.reduce((s, a) => s + dot(a, a), 0));
+      const gNorm = norm(grads);
+      for (let d = 0; d < 3; d++) {
+        // Half along the gradient, half random: a random direction alone is nearly orthogonal to g (175k
+        // parameters), and then ReLU kinks within ±t dominate the difference quotient.
+        const r = theta.map((a) => a.map(() => random() - 0.5));
+        const rNorm = norm(r);
+        const v = r.map((a, i) => a.map((rv, j) => rv / rNorm + grads[i][j] / gNorm));
+        const vNorm = norm(v);
+        v.forEach((a) => a.forEach((_, j) => a[j] /= vNorm));
+        const analytic = v.reduce((s, a, i) => s + dot(a, grads[i]), 0);
+        const t = 1e-3;
+        const lp = lossAt(v, t);
+        const lm = lossAt(v, -t);
+        const numeric = ((await lp.item()) - (await lm.item())) / (2 * t);
+        lp.dispose();
+        lm.dispose();
+        assert.ok(
+          Math.abs(numeric - analytic) <= 2e-2 * Math.abs(analytic) + 2e-4,
+          `${variant} direction ${d}: g·v ${analytic} vs central difference ${numeric}`,
+        );
+      }
+      x.dispose();
+      labels.dispose();
+      sgd.dispose();
+      for (const t of [...params, ...model.buffers()]) t.dispose();
+    },
+  });
+}
