@@ -230,6 +230,7 @@ for (const chunked of [false, true]) {
           { N: 4, C: 128, H: 23, W: 24, O: 6, KH: 3, KW: 3, stride: 2, pad: 1 }, // 4 phases, odd H
           { N: 2, C: 128, H: 24, W: 22, O: 8, KH: 1, KW: 1, stride: 2, pad: 0 }, // tapless phases zeroed
           { N: 4, C: 8, H: 12, W: 12, O: 16, KH: 1, KW: 1, stride: 2, pad: 0 },
+          { N: 4, C: 3, H: 8, W: 8, O: 8, KH: 3, KW: 3, stride: 1, pad: 1 }, // stem-like: im2col grad weight
         ];
         for (const d of shapes) {
           await checkConv(d, seed);

@@ -11,10 +11,10 @@
 import { gpu } from "../gpu.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
-import { fitTiling, type GemmHooks } from "../../shaders/gemm.ts";
+import { fitTiling, type GemmHooks, type GemmTiling } from "../../shaders/gemm.ts";
 import { dispatchGemm, gemmTiling } from "./matmul.ts";
 import { channelsLastCopy, imagesOf, imagesPerChunk } from "./conv_channels_last.ts";
-import { type ConvGeometry, inputLayout, label, splitPixel, subsample } from "./conv_common.ts";
+import { type ConvGeometry, inputLayout, label, splitPixel, subsample, xAtDecl } from "./conv_common.ts";
 
 /**
  * Grad-weight hooks: A = dy [O, N·OH·OW], B[(n,oh,ow), (t, c)] = xq[n, oh·s + kh, ow·s + kw, c]
@@ -55,6 +55,14 @@ function gradWeightHooks(g: ConvGeometry, kChunk = 0, accumulate = false): GemmH
 /** Records the grad-weight GEMM into `dw` [O, C, KH, KW]. */
 export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
   const P = g.OH * g.OW;
+  if (
+    !gemmTiling().useWorkgroupMemory && g.C * g.KH * g.KW <= SHORT_ROWS && g.KH * g.KW > 1 &&
+    g.OW % 4 === 0 &&
+    g.O % 8 === 0
+  ) {
+    gradWeightShortRowsInto(dw, x, dy, g);
+    return;
+  }
   if (
     !gemmTiling().useWorkgroupMemory && g.KH === 1 && g.KW === 1 && g.pad === 0 && g.stride > 1 && P % 4 === 0
   ) {
@@ -139,6 +147,97 @@ function gradWeightStrided1x1Into(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeom
     sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, g.O * g.C);
     part.dispose();
   }
+}
+
+/** Taps (C·KH·KW) up to which grad weight takes one register block per row of dwᵀ (the 3-channel stem). */
+const SHORT_ROWS = 32;
+
+/**
+ * Grad weight of a convolution with few taps (the stem: 3·3·3 = 27) as dwᵀ[(c,kh,kw), o] =
+ * Σ_p im2col(x)[(c,kh,kw), p] · dy[o, p], over an explicit im2col copy with pixels contiguous (27 rows of
+ * the batch's pixels: the size of x times the kernel area, made in chunks of images for a large batch). Both
+ * operands are then contraction-major (the dot-product kernel, vec4 loads on both sides), and one register
+ * block of all C·KH·KW rows by 8 columns per invocation wastes no row, where the channels-last route's
+ * 36-column rows left most of its blocks empty.
+ */
+function gradWeightShortRowsInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
+  const P = g.OH * g.OW;
+  const R = g.C * g.KH * g.KW;
+  const images = imagesPerChunk(g.N, R * P * 4, [x, dy]);
+  const gc = { ...g, N: images };
+  // All R rows in one block, 8 columns per invocation (measured 19.8 GFLOP/s per 2 cores for the stem at
+  // batch 8; 9 or 3 rows per invocation, or 4 or 16 columns, 11–20).
+  const tiling: GemmTiling = {
+    tileM: R,
+    tileN: 64,
+    tileK: 4,
+    threadM: R,
+    threadN: 8,
+    useWorkgroupMemory: false,
+  };
+  // Split over images as `splitOverImages` would for one row tile and O / 64 column tiles.
+  let groups = 1;
+  if (images === g.N) {
+    const tiles = Math.ceil(g.O / 64);
+    for (let d = 2; d <= g.N; d++) {
+      if (g.N % d !== 0 || (g.N / d) * P < SPLIT_MIN_K) continue;
+      groups = d;
+      if (tiles * d >= SPLIT_MIN_TILES * 2) break;
+    }
+  }
+  const kChunk = (images / groups) * P;
+  const part = groups > 1 ? empty([groups, g.O, R]) : null;
+  const name = `conv2d.gradWeight ${label(g)}`;
+  for (let n0 = 0; n0 < g.N; n0 += images) {
+    const xc = imagesOf(x, n0, images);
+    const dyc = imagesOf(dy, n0, images);
+    const cols = im2colRows(xc, gc);
+    const Np = images * P;
+    const split = `let kg = b * ${kChunk}u + k; let n = kg / ${P}u; let q = kg % ${P}u;`;
+    const dyIndex = `(n * ${g.O}u + col) * ${P}u + q`;
+    const store = n0 > 0 ? "out[e] = out[e] + v;" : "out[e] = v;";
+    const hooks: GemmHooks = {
+      decls: `@group(0) @binding(0) var<storage, read> cols: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> dy: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;`,
+      readA: `let e = row * ${Np}u + b * ${kChunk}u + k; return cols[e / 4u][e % 4u];`,
+      readA4: `return cols[(row * ${Np}u + b * ${kChunk}u + k) / 4u];`,
+      readB: `${split} let e = ${dyIndex}; return dy[e / 4u][e % 4u];`,
+      readBT4: `${split} return dy[(${dyIndex}) / 4u];`,
+      writeC: `let e = (b * ${g.O}u + col) * ${R}u + row; ${store}`,
+    };
+    const sizes = { M: R, N: g.O, K: kChunk, batch: groups };
+    dispatchGemm(name, sizes, hooks, [cols, dyc, part ?? dw], tiling);
+    for (const t of [cols, xc, dyc]) t.dispose();
+  }
+  if (part) {
+    sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, g.O * R);
+    part.dispose();
+  }
+}
+
+/** im2col(x) as [C·KH·KW, N·OH·OW], pixels contiguous (zero where a tap falls in the padding). */
+function im2colRows(x: Tensor, g: ConvGeometry): Tensor {
+  const P = g.OH * g.OW;
+  const R = g.C * g.KH * g.KW;
+  const n = (R * g.N * P) / 4;
+  const cols = empty([R, g.N * P]);
+  const s = g.stride;
+  const loads = [0, 1, 2, 3].map((j) => `v[${j}] = xAt(nn, c, ih, iw + ${j * s});`).join(" ");
+  const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> cols: array<vec4<f32>>;
+${xAtDecl(g)}
+${flatMain(n, 64)}
+  let p = (i % ${(g.N * P) / 4}u) * 4u; let r = i / ${(g.N * P) / 4}u;
+  let nn = p / ${P}u; let q = p % ${P}u; let oh = i32(q / ${g.OW}u); let ow = i32(q % ${g.OW}u);
+  let c = r / ${g.KH * g.KW}u; let t = r % ${g.KH * g.KW}u;
+  let ih = oh * ${s} + i32(t / ${g.KW}u) - ${g.pad}; let iw = ow * ${s} + i32(t % ${g.KW}u) - ${g.pad};
+  var v: vec4<f32>;
+  ${loads}
+  cols[i] = v;
+}`;
+  gpu().dispatch({ name: `conv2d.im2colRows ${label(g)}`, code }, [x.range, cols.range], grid1d(n, 64));
+  return cols;
 }
 
 /** Output tiles below which grad weight is split over the contraction (few, long-K tiles). */

@@ -36,14 +36,17 @@ export function gemmTiling(): GemmTiling {
   return gpu().report.isFallback ? REGISTER_TILING : SHARED_TILING;
 }
 
-/** Records one GEMM dispatch with the given hooks and storage bindings. */
+/**
+ * Records one GEMM dispatch with the given hooks and storage bindings; `tiling` overrides the adapter's
+ * tiling for a shape that a special block fits exactly.
+ */
 export function dispatchGemm(
   name: string,
   sizes: { M: number; N: number; K: number; batch: number },
   hooks: GemmHooks,
   bindings: (Tensor | GPUBuffer)[],
+  tiling: GemmTiling = gemmTiling(),
 ): void {
-  const tiling = gemmTiling();
   // Generating a kernel costs far more host time than recording it (an unrolled one is ~100 KB of
   // WGSL): memoise by the inputs of `gemmKernel`, so a training step only concatenates hook strings.
   const key =
