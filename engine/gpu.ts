@@ -91,7 +91,7 @@ export class Gpu {
    * `dispatchWorkgroups` call. Pipelines, bind groups, compute passes, copies, clears, uploads and
    * submits happen as usual, so the buffer pool sees exactly the acquire/release/submit sequence of a
    * real run, but no kernel runs and tensor contents are meaningless. For memory measurements
-   * (`bench/memory_step.ts --dry`); never for results.
+   * (`bench/memory_step.ts` by default); never for results.
    */
   dryRun = false;
   /** Counts of dispatches, submits, readbacks, pipelines and bind groups since creation. */
