@@ -17,201 +17,159 @@ import { channelsLastCopy, imagesOf, imagesPerChunk } from "./conv_channels_last
 import { type ConvGeometry, inputLayout, label, splitPixel, subsample, xAtDecl } from "./conv_common.ts";
 
 /**
- * Grad-weight hooks: A = dy [O, N·OH·OW], B[(n,oh,ow), (t, c)] = xq[n, oh·s + kh, ow·s + kw, c]
- * (tap t = kh·KW + kw, channels innermost, from the padded channels-last copy `xq`), so both operands
- * load aligned vec4s as in a plain matmul; C → dw (OIHW; the columns of padding channels are dropped).
+ * One way to compute grad weight as GEMMs over the batch's pixels: the transient operand made from (a chunk
+ * of) x, and the hooks of C = dw (or of dwᵀ) with the contraction index k → pixel kg = b·kChunk + k, where
+ * GEMM batch entry b is one split-K group. Every route writes C in dw's own OIHW order at offset
+ * b·O·C·KH·KW, so partial sums of groups add up with `sumPartials`, and with `accumulate` (every image chunk
+ * but the first) it adds into dw instead of storing.
  */
-function gradWeightHooks(g: ConvGeometry, kChunk = 0, accumulate = false): GemmHooks {
-  const OHW = g.OH * g.OW;
-  const KK = g.KH * g.KW;
-  const CKK = g.C * KK;
-  const { layout: { Hq: Hp, Wq: Wp, Cq: Cp }, s } = inputLayout(g);
-  const dyVec = OHW % 4 === 0;
-  // Split-K: GEMM batch entry b contracts over pixels b·kChunk .. (b+1)·kChunk − 1 and writes its own
-  // partial sum; without split the batch is 1 and k is already global.
-  const kg = kChunk ? `(b * ${kChunk}u + k)` : "k";
-  const dyIndex = (k: string) => `(${k} / ${OHW}u * ${g.O}u + row) * ${OHW}u + ${k} % ${OHW}u`;
-  const rowBase = kChunk ? `(b * ${g.O}u + row) * ${CKK}u` : `row * ${CKK}u`;
-  const splitCol = KK === 1 ? "let t = 0u; let c = col;" : `let t = col / ${Cp}u; let c = col % ${Cp}u;`;
-  const store = accumulate ? "dw[e] = dw[e] + v;" : "dw[e] = v;";
-  const xqIndex = `${splitPixel(g, kg)} let t = col / ${Cp}u; let c = col % ${Cp}u;
-  let kh = t / ${g.KW}u; let kw = t % ${g.KW}u;
-  let e = ((n * ${Hp}u + u32(oh) * ${s}u + kh) * ${Wp}u + u32(ow) * ${s}u + kw) * ${Cp}u + c;`;
-  const hooks: GemmHooks = {
-    decls: `@group(0) @binding(0) var<storage, read> xq: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> dy: array<${dyVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> dw: array<f32>;`,
-    readA: dyVec ? `let i = ${dyIndex(kg)}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex(kg)}];`,
-    readB: `${xqIndex} return xq[e / 4u][e % 4u];`,
-    readB4: `${xqIndex} return xq[e / 4u];`,
-    // With `accumulate` (all but the first image chunk, see conv2dGradWeightInto) the GEMM adds to dw.
-    writeC: `${splitCol} let e = ${rowBase} + c * ${KK}u + t; ` +
-      (Cp === g.C ? store : `if (c < ${g.C}u) { ${store} }`),
-  };
-  if (dyVec) hooks.readA4 = `return dy[(${dyIndex(kg)}) / 4u];`;
-  return hooks;
-}
-
-/** Records the grad-weight GEMM into `dw` [O, C, KH, KW]. */
-export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
-  const P = g.OH * g.OW;
-  if (
-    !gemmTiling().useWorkgroupMemory && g.C * g.KH * g.KW <= SHORT_ROWS && g.KH * g.KW > 1 &&
-    g.OW % 4 === 0 &&
-    g.O % 8 === 0
-  ) {
-    gradWeightShortRowsInto(dw, x, dy, g);
-    return;
-  }
-  if (
-    !gemmTiling().useWorkgroupMemory && g.KH === 1 && g.KW === 1 && g.pad === 0 && g.stride > 1 && P % 4 === 0
-  ) {
-    gradWeightStrided1x1Into(dw, x, dy, g);
-    return;
-  }
-  const M = g.O;
-  const { layout } = inputLayout(g);
-  const N = g.KH * g.KW * layout.Cq;
-  const name = `conv2d.gradWeight ${label(g)}`;
-  const images = imagesPerChunk(g.N, layout.Hq * layout.Wq * layout.Cq * 4, [x, dy]);
-  if (images < g.N) {
-    // A large batch: chunks of images in turn, each GEMM adding its partial sum to dw (in order).
-    const gc = { ...g, N: images };
-    const sizes = { M, N, K: images * g.OH * g.OW, batch: 1 };
-    for (let n0 = 0; n0 < g.N; n0 += images) {
-      const xc = imagesOf(x, n0, images);
-      const dyc = imagesOf(dy, n0, images);
-      const xq = channelsLastCopy(xc, layout, name);
-      dispatchGemm(name, sizes, gradWeightHooks(gc, 0, n0 > 0), [xq, dyc, dw]);
-      for (const t of [xq, xc, dyc]) t.dispose();
-    }
-    return;
-  }
-  const xq = channelsLastCopy(x, layout, name);
-  const groups = gradWeightSplit(g);
-  if (groups === 1) {
-    const sizes = { M, N, K: g.N * g.OH * g.OW, batch: 1 };
-    dispatchGemm(name, sizes, gradWeightHooks(g), [xq, dy, dw]);
-    xq.dispose();
-    return;
-  }
-  // Split-K over groups of images: one partial dw per group (GEMM batch along z), then a second pass
-  // sums the partials in a fixed order (deterministic, no atomics).
-  const kChunk = (g.N / groups) * g.OH * g.OW;
-  const CKK = g.C * g.KH * g.KW;
-  const part = empty([groups, M, CKK]);
-  const sizes = { M, N, K: kChunk, batch: groups };
-  dispatchGemm(name, sizes, gradWeightHooks(g, kChunk), [xq, dy, part]);
-  xq.dispose();
-  sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, M * CKK);
-  part.dispose();
+interface GradWeightRoute {
+  /** GEMM rows and columns. */
+  M: number;
+  N: number;
+  /** Bytes of the transient operand per image (for `imagesPerChunk`). */
+  bytesPerImage: number;
+  /** The transient operand for the images of `x` (geometry `gc`). */
+  operand(x: Tensor, gc: ConvGeometry): Tensor;
+  /** Hooks for images of geometry `gc`, contraction chunk `kChunk` per group. */
+  hooks(gc: ConvGeometry, kChunk: number, accumulate: boolean): GemmHooks;
+  /** A tiling that fits this GEMM's shape exactly (else the adapter's). */
+  tiling?: GemmTiling;
 }
 
 /**
- * Grad weight of a strided 1×1 convolution as dwᵀ[c, o] = Σ_p xs[c, p] · dy[o, p] over the subsampled x
- * (see `subsample`): both operands contraction-major (pixels contiguous), so the template's dot-product
- * kernel loads vec4s on both sides, and C (rows) by O (columns) keeps 16-wide column blocks. Large
- * batches go in chunks of images (each copy ≤ the channels-last chunk size), adding in order.
+ * The general route: A = dy [O, N·OH·OW], B[(n,oh,ow), (t, c)] = xq[n, oh·s + kh, ow·s + kw, c] (tap
+ * t = kh·KW + kw, channels innermost, from the padded channels-last copy `xq`), so both operands load aligned
+ * vec4s as in a plain matmul; C → dw (OIHW; the columns of padding channels are dropped).
  */
-function gradWeightStrided1x1Into(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
+function channelsLastRoute(g: ConvGeometry): GradWeightRoute {
+  const OHW = g.OH * g.OW;
+  const KK = g.KH * g.KW;
+  const CKK = g.C * KK;
+  const { layout, s } = inputLayout(g);
+  const { Hq, Wq, Cq } = layout;
+  const dyVec = OHW % 4 === 0;
+  return {
+    M: g.O,
+    N: KK * Cq,
+    bytesPerImage: Hq * Wq * Cq * 4,
+    operand: (x) => channelsLastCopy(x, layout, `conv2d.gradWeight ${label(g)}`),
+    hooks(gc, kChunk, accumulate) {
+      const kg = `(b * ${kChunk}u + k)`;
+      const dyIndex = `(${kg} / ${OHW}u * ${g.O}u + row) * ${OHW}u + ${kg} % ${OHW}u`;
+      const store = accumulate ? "dw[e] = dw[e] + v;" : "dw[e] = v;";
+      const xqIndex = `${splitPixel(gc, kg)} let t = col / ${Cq}u; let c = col % ${Cq}u;
+  let kh = t / ${g.KW}u; let kw = t % ${g.KW}u;
+  let e = ((n * ${Hq}u + u32(oh) * ${s}u + kh) * ${Wq}u + u32(ow) * ${s}u + kw) * ${Cq}u + c;`;
+      const hooks: GemmHooks = {
+        decls: `@group(0) @binding(0) var<storage, read> xq: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> dy: array<${dyVec ? "vec4<f32>" : "f32"}>;
+@group(0) @binding(2) var<storage, read_write> dw: array<f32>;`,
+        readA: dyVec ? `let i = ${dyIndex}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex}];`,
+        readB: `${xqIndex} return xq[e / 4u][e % 4u];`,
+        readB4: `${xqIndex} return xq[e / 4u];`,
+        writeC:
+          `let t = col / ${Cq}u; let c = col % ${Cq}u; let e = (b * ${g.O}u + row) * ${CKK}u + c * ${KK}u + t; ` +
+          (Cq === g.C ? store : `if (c < ${g.C}u) { ${store} }`),
+      };
+      if (dyVec) hooks.readA4 = `return dy[(${dyIndex}) / 4u];`;
+      return hooks;
+    },
+  };
+}
+
+/**
+ * dwᵀ[r, o] = Σ_p A[r, p] · dy[o, p] with A's rows pixel-contiguous (`aIndex`: the WGSL index of A[row] at
+ * pixel q of image n, chunk-local kg = n·P + q): both operands contraction-major, so the template's
+ * dot-product kernel loads vec4s on both sides. Shared by the strided 1×1 route (A = the subsampled x
+ * [N, C, P], r = c) and the short-rows route (A = an explicit im2col [C·KH·KW, N·P], r = (c, kh, kw));
+ * either way r indexes dw[o] in OIHW order.
+ */
+function transposedRoute(
+  g: ConvGeometry,
+  rows: number,
+  operand: (x: Tensor, gc: ConvGeometry) => Tensor,
+  aIndex: (gc: ConvGeometry) => string,
+  tiling?: GemmTiling,
+): GradWeightRoute {
   const P = g.OH * g.OW;
-  const images = imagesPerChunk(g.N, g.C * P * 4, [x, dy]);
-  const gc = { ...g, N: images };
-  const groups = images === g.N ? splitOverImages(gc, g.C, g.O) : 1;
-  const kChunk = (images / groups) * P;
-  const part = groups > 1 ? empty([groups, g.O, g.C]) : null;
-  const name = `conv2d.gradWeight ${label(g)}`;
-  for (let n0 = 0; n0 < g.N; n0 += images) {
-    const xc = imagesOf(x, n0, images);
-    const dyc = imagesOf(dy, n0, images);
-    const xs = subsample(xc, gc);
-    const split = `let kg = b * ${kChunk}u + k; let n = kg / ${P}u; let q = kg % ${P}u;`;
-    const xsIndex = `(n * ${g.C}u + row) * ${P}u + q`;
-    const dyIndex = `(n * ${g.O}u + col) * ${P}u + q`;
-    const store = n0 > 0 ? "out[e] = out[e] + v;" : "out[e] = v;";
-    const hooks: GemmHooks = {
-      decls: `@group(0) @binding(0) var<storage, read> xs: array<vec4<f32>>;
+  return {
+    M: rows,
+    N: g.O,
+    bytesPerImage: rows * P * 4,
+    operand,
+    tiling,
+    hooks(gc, kChunk, accumulate) {
+      const split = `let kg = b * ${kChunk}u + k; let n = kg / ${P}u; let q = kg % ${P}u;`;
+      const dyIndex = `(n * ${g.O}u + col) * ${P}u + q`;
+      const store = accumulate ? "out[e] = out[e] + v;" : "out[e] = v;";
+      return {
+        decls: `@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> dy: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;`,
-      readA: `${split} let e = ${xsIndex}; return xs[e / 4u][e % 4u];`,
-      readA4: `${split} return xs[(${xsIndex}) / 4u];`,
-      readB: `${split} let e = ${dyIndex}; return dy[e / 4u][e % 4u];`,
-      readBT4: `${split} return dy[(${dyIndex}) / 4u];`,
-      writeC: `let e = (b * ${g.O}u + col) * ${g.C}u + row; ${store}`,
-    };
-    const sizes = { M: g.C, N: g.O, K: kChunk, batch: groups };
-    dispatchGemm(name, sizes, hooks, [xs, dyc, part ?? dw]);
-    for (const t of [xs, xc, dyc]) t.dispose();
-  }
-  if (part) {
-    sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, g.O * g.C);
-    part.dispose();
-  }
+        readA: `${split} let e = ${aIndex(gc)}; return a[e / 4u][e % 4u];`,
+        readA4: `${split} return a[(${aIndex(gc)}) / 4u];`,
+        readB: `${split} let e = ${dyIndex}; return dy[e / 4u][e % 4u];`,
+        readBT4: `${split} return dy[(${dyIndex}) / 4u];`,
+        writeC: `let e = (b * ${g.O}u + col) * ${rows}u + row; ${store}`,
+      };
+    },
+  };
 }
 
 /** Taps (C·KH·KW) up to which grad weight takes one register block per row of dwᵀ (the 3-channel stem). */
 const SHORT_ROWS = 32;
 
 /**
- * Grad weight of a convolution with few taps (the stem: 3·3·3 = 27) as dwᵀ[(c,kh,kw), o] =
- * Σ_p im2col(x)[(c,kh,kw), p] · dy[o, p], over an explicit im2col copy with pixels contiguous (27 rows of
- * the batch's pixels: the size of x times the kernel area, made in chunks of images for a large batch). Both
- * operands are then contraction-major (the dot-product kernel, vec4 loads on both sides), and one register
- * block of all C·KH·KW rows by 8 columns per invocation wastes no row, where the channels-last route's
- * 36-column rows left most of its blocks empty.
+ * The route for `g` on the current adapter:
+ * - strided 1×1 kernels contract the subsampled x (C × O output, 16-wide column blocks);
+ * - few taps (the stem: 3·3·3 = 27) contract an explicit im2col (the size of x times the kernel area) with
+ *   one register block of all 27 rows by 8 columns, where the channels-last route's 36-column rows left
+ *   most of its blocks empty (stem 13.3 → 19.8 GFLOP/s per 2 cores; 9 or 3 rows per invocation, or 4 or 16
+ *   columns, measured 11–20);
+ * - else the channels-last route. The first two need the dot-product register kernel.
  */
-function gradWeightShortRowsInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
+function gradWeightRoute(g: ConvGeometry): GradWeightRoute {
   const P = g.OH * g.OW;
   const R = g.C * g.KH * g.KW;
-  const images = imagesPerChunk(g.N, R * P * 4, [x, dy]);
-  const gc = { ...g, N: images };
-  // All R rows in one block, 8 columns per invocation (measured 19.8 GFLOP/s per 2 cores for the stem at
-  // batch 8; 9 or 3 rows per invocation, or 4 or 16 columns, 11–20).
-  const tiling: GemmTiling = {
-    tileM: R,
-    tileN: 64,
-    tileK: 4,
-    threadM: R,
-    threadN: 8,
-    useWorkgroupMemory: false,
-  };
-  // Split over images as `splitOverImages` would for one row tile and O / 64 column tiles.
-  let groups = 1;
-  if (images === g.N) {
-    const tiles = Math.ceil(g.O / 64);
-    for (let d = 2; d <= g.N; d++) {
-      if (g.N % d !== 0 || (g.N / d) * P < SPLIT_MIN_K) continue;
-      groups = d;
-      if (tiles * d >= SPLIT_MIN_TILES * 2) break;
+  if (!gemmTiling().useWorkgroupMemory && P % 4 === 0) {
+    if (g.KH === 1 && g.KW === 1 && g.pad === 0 && g.stride > 1) {
+      return transposedRoute(g, g.C, subsample, () => `(n * ${g.C}u + row) * ${P}u + q`);
+    }
+    if (R <= SHORT_ROWS && g.KH * g.KW > 1 && g.OW % 4 === 0 && g.O % 8 === 0) {
+      const tiling = { tileM: R, tileN: 64, tileK: 4, threadM: R, threadN: 8, useWorkgroupMemory: false };
+      return transposedRoute(g, R, im2colRows, (gc) => `row * ${gc.N * P}u + kg`, tiling);
     }
   }
+  return channelsLastRoute(g);
+}
+
+/**
+ * Records the grad-weight GEMMs into `dw` [O, C, KH, KW] along the route for `g`: a large batch in chunks of
+ * images (each transient operand ≤ the channels-last chunk size), each chunk's GEMM adding to dw in order;
+ * a whole batch with a small output split over groups of images (GEMM batch along z), whose partial sums a
+ * second pass adds in a fixed order (deterministic, no atomics).
+ */
+export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvGeometry): void {
+  const route = gradWeightRoute(g);
+  const P = g.OH * g.OW;
+  const CKK = g.C * g.KH * g.KW;
+  const images = imagesPerChunk(g.N, route.bytesPerImage, [x, dy]);
+  const gc = { ...g, N: images };
+  const groups = images === g.N ? splitOverImages(g, route.M, route.N, route.tiling) : 1;
   const kChunk = (images / groups) * P;
-  const part = groups > 1 ? empty([groups, g.O, R]) : null;
+  const part = groups > 1 ? empty([groups, g.O, CKK]) : null;
   const name = `conv2d.gradWeight ${label(g)}`;
+  const sizes = { M: route.M, N: route.N, K: kChunk, batch: groups };
   for (let n0 = 0; n0 < g.N; n0 += images) {
     const xc = imagesOf(x, n0, images);
     const dyc = imagesOf(dy, n0, images);
-    const cols = im2colRows(xc, gc);
-    const Np = images * P;
-    const split = `let kg = b * ${kChunk}u + k; let n = kg / ${P}u; let q = kg % ${P}u;`;
-    const dyIndex = `(n * ${g.O}u + col) * ${P}u + q`;
-    const store = n0 > 0 ? "out[e] = out[e] + v;" : "out[e] = v;";
-    const hooks: GemmHooks = {
-      decls: `@group(0) @binding(0) var<storage, read> cols: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> dy: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;`,
-      readA: `let e = row * ${Np}u + b * ${kChunk}u + k; return cols[e / 4u][e % 4u];`,
-      readA4: `return cols[(row * ${Np}u + b * ${kChunk}u + k) / 4u];`,
-      readB: `${split} let e = ${dyIndex}; return dy[e / 4u][e % 4u];`,
-      readBT4: `${split} return dy[(${dyIndex}) / 4u];`,
-      writeC: `let e = (b * ${g.O}u + col) * ${R}u + row; ${store}`,
-    };
-    const sizes = { M: R, N: g.O, K: kChunk, batch: groups };
-    dispatchGemm(name, sizes, hooks, [cols, dyc, part ?? dw], tiling);
-    for (const t of [cols, xc, dyc]) t.dispose();
+    const a = route.operand(xc, gc);
+    dispatchGemm(name, sizes, route.hooks(gc, kChunk, n0 > 0), [a, dyc, part ?? dw], route.tiling);
+    for (const t of [a, xc, dyc]) t.dispose();
   }
   if (part) {
-    sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, g.O * R);
+    sumPartials(`conv2d.gradWeight.reduce ${label(g)}`, part, dw, groups, g.O * CKK);
     part.dispose();
   }
 }
@@ -252,12 +210,12 @@ const SPLIT_MIN_K = 512;
  * 3→64 has a 64×27 output and an 8192-long contraction at batch 8). Groups divide the batch.
  */
 export function gradWeightSplit(g: ConvGeometry): number {
-  return splitOverImages(g, g.O, g.C * g.KH * g.KW);
+  const route = gradWeightRoute(g);
+  return splitOverImages(g, route.M, route.N, route.tiling);
 }
 
 /** Image groups for a split-K GEMM of an M×N output contracted over the batch's pixels (see above). */
-function splitOverImages(g: ConvGeometry, M: number, N: number): number {
-  const t = gemmTiling();
+function splitOverImages(g: ConvGeometry, M: number, N: number, t: GemmTiling = gemmTiling()): number {
   const tiled = t.useWorkgroupMemory ? t : fitTiling(t, M, N);
   const tiles = Math.ceil(M / tiled.tileM) * Math.ceil(N / tiled.tileN);
   if (tiles >= SPLIT_MIN_TILES) return 1;
