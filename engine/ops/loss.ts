@@ -149,12 +149,21 @@ function gram(z: Tensor): Tensor {
  * `LSE_{k≠i}⟨z_i, z_k⟩ − mean_{j∈pos(i)}⟨z_i, z_j⟩`, 0 for anchors without positives.
  */
 export function supConAnchorLosses(z: Tensor, labels: Tensor): Tensor {
-  check2d("supConAnchorLosses", z, "z");
+  const { G, loss, stats } = supConRows("supConAnchorLosses", z, labels);
+  G.dispose();
+  stats.dispose();
+  return loss;
+}
+
+/**
+ * Checks z [b, d] and labels, then records the Gram matrix G and the row kernel: per-anchor losses [b] and
+ * row statistics [b, 2] (what the backward reuses).
+ */
+function supConRows(op: string, z: Tensor, labels: Tensor): { G: Tensor; loss: Tensor; stats: Tensor } {
+  check2d(op, z, "z");
   const [b] = z.shape;
-  checkLabels("supConAnchorLosses", labels, b, z);
-  if (b === 0 || z.shape[1] === 0) {
-    throw new ShapeError("supConAnchorLosses", `empty batch ${fmtShape(z.shape)}`);
-  }
+  checkLabels(op, labels, b, z);
+  if (b === 0 || z.shape[1] === 0) throw new ShapeError(op, `empty batch ${fmtShape(z.shape)}`);
   const G = gram(z);
   const loss = empty([b]);
   const stats = empty([b, 2]);
@@ -163,9 +172,7 @@ export function supConAnchorLosses(z: Tensor, labels: Tensor): Tensor {
     [G.range, labels.range, loss.range, stats.range],
     grid1d(b, ROW_WG),
   );
-  G.dispose();
-  stats.dispose();
-  return loss;
+  return { G, loss, stats };
 }
 
 /**
@@ -181,18 +188,8 @@ export function supConAnchorLosses(z: Tensor, labels: Tensor): Tensor {
  * Backward: `S = dG + dGᵀ` in one elementwise kernel, then `dz = S·z`.
  */
 export function supConLoss(z: Tensor, labels: Tensor): Tensor {
-  check2d("supConLoss", z, "z");
   const [b] = z.shape;
-  checkLabels("supConLoss", labels, b, z);
-  if (b === 0 || z.shape[1] === 0) throw new ShapeError("supConLoss", `empty batch ${fmtShape(z.shape)}`);
-  const G = gram(z);
-  const loss = empty([b]);
-  const stats = empty([b, 2]);
-  gpu().dispatch(
-    { name: "supConLoss", code: supConRowsCode(b) },
-    [G.range, labels.range, loss.range, stats.range],
-    grid1d(b, ROW_WG),
-  );
+  const { G, loss, stats } = supConRows("supConLoss", z, labels);
   const out = sumScalar(loss, 1);
   loss.dispose();
   if (
