@@ -90,13 +90,13 @@ async function time(c: Case): Promise<Result> {
   };
 }
 
-function matmulCase(name: string, M: number, K: number, N: number): Case {
-  const a = tensor(random(M * K, 1), [M, K]);
-  const b = tensor(random(K * N, 2), [K, N]);
+function matmulCase(name: string, M: number, K: number, N: number, transA = false, transB = false): Case {
+  const a = tensor(random(M * K, 1), transA ? [K, M] : [M, K]);
+  const b = tensor(random(K * N, 2), transB ? [N, K] : [K, N]);
   return {
     name,
     flops: 2 * M * N * K,
-    run: () => matmul(a, b).dispose(),
+    run: () => matmul(a, b, { transA, transB }).dispose(),
     dispose: () => {
       a.dispose();
       b.dispose();
@@ -184,6 +184,9 @@ async function bench(cases: Case[]): Promise<void> {
 if (ONLY !== "conv") {
   await bench([
     matmulCase("matmul 1024×1024·1024×1024", 1024, 1024, 1024),
+    // Transposed operands: Aᵀ·B reads A with four scalar loads per vec4; A·Bᵀ takes the dot-product kernel.
+    matmulCase("matmul 1024³ Aᵀ·B", 1024, 1024, 1024, true, false),
+    matmulCase("matmul 1024³ A·Bᵀ", 1024, 1024, 1024, false, true),
     matmulCase("matmul 256×512·512×256", 256, 512, 256),
     matmulCase("matmul 1024×512·512×1024", 1024, 512, 1024),
     // Plain matmuls of the GEMM shapes of some convolution passes (M×K·K×N), to tell the cost of the

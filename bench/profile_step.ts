@@ -90,10 +90,16 @@ async function profileBatch(batch: number): Promise<BatchResult> {
       loss.backward(undefined, { releaseIntermediates: true });
       sgd.step();
     });
+  // The first step compiles the step's pipelines (the first batch size of the process pays for most).
+  const pipelines0 = gpu().counters.pipelines;
+  const warm: number[] = [];
   for (let i = 0; i < 2; i++) {
+    const t0 = performance.now();
     step();
     await gpu().sync();
+    warm.push(performance.now() - t0);
   }
+  const compiled = gpu().counters.pipelines - pipelines0;
   const wall: number[] = [];
   const cpu: number[] = [];
   for (let i = 0; i < STEPS; i++) {
@@ -127,7 +133,8 @@ async function profileBatch(batch: number): Promise<BatchResult> {
   console.log(
     `\nResNet-18 width ${WIDTH}, batch ${batch}: step ${stepMs.toFixed(1)} ms wall (median of ${STEPS}), ` +
       `${median(cpu).toFixed(1)} ms CPU per core; profiled dispatch sum ${report.dispatchMs.toFixed(1)} ms ` +
-      `over ${dispatches} dispatches (${report.timestamps ? "GPU timestamps" : "host timing"})`,
+      `over ${dispatches} dispatches (${report.timestamps ? "GPU timestamps" : "host timing"}); ` +
+      `warm-up steps ${warm.map((w) => w.toFixed(0)).join(", ")} ms, ${compiled} pipelines compiled`,
   );
   for (const f of families) {
     const pct = (100 * f.ms / report.dispatchMs).toFixed(1);
