@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { f32Lit, flatMain } from "./common.ts";
-import { NAN } from "./loss.ts";
+import { f32Lit, flatMain, NAN, NAN_FN } from "./common.ts";
 
 /** Shapes and constants baked into an augmentation kernel. */
 export interface AugmentSpec {
@@ -75,6 +74,8 @@ ${s.withParams ? "@group(0) @binding(2) var<storage, read> params: array<i32>;" 
 ${decls}
 var<private> SCALE: array<f32, ${c}> = array<f32, ${c}>(${scale});
 var<private> SHIFT: array<f32, ${c}> = array<f32, ${c}>(${shift});
+
+${NAN_FN}
 
 fn word_at(word: u32) -> u32 {
   ${reads}

@@ -24,6 +24,16 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (i >= ${n}u) { return; }`;
 }
 
+/**
+ * A WGSL function returning a quiet NaN; kernels that write `NAN` include it. Tint (Dawn, Chrome) rejects a
+ * NaN constant expression such as `bitcast<f32>(0x7fc00000u)` ("value nan cannot be represented as 'f32'"),
+ * which Naga accepts; bits read through a `let` are a runtime value, which both accept.
+ */
+export const NAN_FN = "fn nan_f32() -> f32 { let bits = 0x7fc00000u; return bitcast<f32>(bits); }";
+
+/** A quiet NaN as a WGSL expression (the kernel must include {@link NAN_FN}). */
+export const NAN = "nan_f32()";
+
 /** A WGSL f32 literal that round-trips `x` (handles integers, infinities are not allowed in WGSL). */
 export function f32Lit(x: number): string {
   if (!Number.isFinite(x)) throw new Error(`f32Lit: ${x} is not finite`);

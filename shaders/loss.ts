@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { f32Lit, flatMain } from "./common.ts";
+import { f32Lit, flatMain, NAN, NAN_FN } from "./common.ts";
 
 /** Workgroup size of the row kernels. */
 export const ROW_WG = 64;
@@ -20,8 +20,6 @@ export function rowMain(rows: number, wg = ROW_WG): string {
   return flatMain(rows, wg).replace("let i = ", "let r = ").replace("if (i >= ", "if (r >= ");
 }
 
-/** The quiet NaN written for invalid inputs (out-of-range labels). */
-export const NAN = "bitcast<f32>(0x7fc00000u)";
 
 /**
  * Sphere normalisation, forward: `z = ρ·u/max(‖u‖, eps)` for `rows` rows of length `d`.
@@ -69,6 +67,7 @@ export function ceRowsCode(rows: number, k: number): string {
 @group(0) @binding(1) var<storage, read> labels: array<i32>;
 @group(0) @binding(2) var<storage, read_write> loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+${NAN_FN}
 ${rowMain(rows)}
   let base = r * ${k}u;
   var m = x[base];

@@ -4,10 +4,11 @@
  */
 import { gpu } from "../gpu.ts";
 import { type DType, empty, fmtShape, setPoisonFill, ShapeError, type Tensor } from "../tensor.ts";
-import { f32Lit, flatMain, grid1d } from "../../shaders/common.ts";
+import { f32Lit, flatMain, grid1d, NAN, NAN_FN } from "../../shaders/common.ts";
 
 function fillCode(n: number, dtype: DType, literal: string): string {
   return `@group(0) @binding(0) var<storage, read_write> out: array<${dtype}>;
+${literal === NAN ? NAN_FN : ""}
 ${flatMain(n)}
   out[i] = ${literal};
 }`;
@@ -15,7 +16,7 @@ ${flatMain(n)}
 
 function literalFor(value: number, dtype: DType): string {
   if (dtype === "f32") {
-    return Number.isNaN(value) ? "bitcast<f32>(0x7fc00000u)" : f32Lit(value);
+    return Number.isNaN(value) ? NAN : f32Lit(value);
   }
   return dtype === "i32" ? `${value | 0}i` : `${value >>> 0}u`;
 }
@@ -41,7 +42,7 @@ setPoisonFill((t) => {
   const code = fillCode(
     t.size,
     t.dtype,
-    t.dtype === "f32" ? "bitcast<f32>(0x7fc00000u)" : `${t.dtype}(0x7fffffff)`,
+    t.dtype === "f32" ? NAN : `${t.dtype}(0x7fffffff)`,
   );
   gpu().dispatch({ name: "poison", code }, [t.range], grid1d(t.size));
 });
