@@ -5,10 +5,13 @@
  * byte then 3072 pixel bytes (1024 red, 1024 green, 1024 blue, each 32×32 row-major — already
  * CHW). CIFAR-100: `train.bin` and `test.bin`, records of a coarse label byte, a fine label
  * byte, then the same 3072 pixel bytes.
+ *
+ * These functions take bytes ({@link DataFile}, or {@link LazyDataFile} to hold one file in memory at
+ * a time); `data/files.ts` reads the files from a folder in Deno (`loadCifar10`, `loadCifar100`).
  * @module
  */
 
-import type { Dataset } from "./dataset.ts";
+import type { DataFile, Dataset, LazyDataFile } from "./dataset.ts";
 
 /** Pixel bytes per CIFAR image (3×32×32). */
 export const CIFAR_IMAGE_BYTES: number = 3072;
@@ -36,10 +39,6 @@ export function cifar10Files(split: "train" | "test"): string[] {
   if (split === "train") return [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
   if (split === "test") return ["test_batch.bin"];
   throw new Error(`CIFAR-10: split must be 'train' or 'test', got ${JSON.stringify(split)}`);
-}
-
-function joinPath(dir: string, file: string): string {
-  return dir.endsWith("/") ? dir + file : `${dir}/${file}`;
 }
 
 /** The per-label validation layout of one record format. */
@@ -127,74 +126,89 @@ function copyRecords(
   }
 }
 
-async function statOrExplain(path: string, expected: string): Promise<number> {
-  try {
-    const st = await Deno.stat(path);
-    if (!st.isFile) throw new Error(`${path}: not a regular file (expected ${expected})`);
-    return st.size;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`${path}: file not found (expected ${expected})`, { cause: e });
-    }
-    throw e;
+/** A CIFAR binary file: its bytes, or its size and a way to read it (see {@link LazyDataFile}). */
+export type CifarFile = DataFile | LazyDataFile;
+
+/**
+ * Parses a class-names file (one name a line, as `batches.meta.txt`, `fine_label_names.txt`);
+ * returns undefined unless it holds exactly `count` names.
+ */
+export function parseClassNames(text: string, count: number): string[] | undefined {
+  const names = text.split(/\r?\n/).map((s) => s.trim()).filter((s) => s !== "");
+  return names.length === count ? names : undefined;
+}
+
+function checkSplit(dataset: string, split: string): void {
+  if (split !== "train" && split !== "test") {
+    throw new Error(`${dataset}: split must be 'train' or 'test', got ${JSON.stringify(split)}`);
   }
 }
 
-async function readClassNames(path: string, count: number): Promise<string[] | undefined> {
-  try {
-    const names = (await Deno.readTextFile(path)).split(/\r?\n/).map((s) => s.trim()).filter((s) => s !== "");
-    return names.length === count ? names : undefined;
-  } catch {
-    return undefined;
+function checkClassNames(
+  dataset: string,
+  names: readonly string[] | undefined,
+  count: number,
+): string[] | undefined {
+  if (names === undefined) return undefined;
+  if (names.length !== count) {
+    throw new Error(`${dataset}: ${names.length} class names given for ${count} classes`);
   }
+  return [...names];
 }
 
-/** Reads several record files into one dataset, keeping peak memory near the final size. */
-async function loadRecordFiles(
-  dir: string,
-  files: string[],
+/** Reads several record files into one dataset; lazy files keep peak memory near the final size. */
+async function readRecordFiles(
+  files: readonly CifarFile[],
   recordBytes: number,
   fields: LabelField[],
   labelOffset: number,
-  expected: string,
 ): Promise<{ images: Uint8Array; labels: Int32Array; n: number }> {
-  const paths = files.map((f) => joinPath(dir, f));
-  const sizes = await Promise.all(paths.map((p) => statOrExplain(p, expected)));
   let total = 0;
-  for (const s of sizes) total += Math.floor(s / recordBytes);
+  for (const f of files) total += Math.floor(("bytes" in f ? f.bytes.length : f.size) / recordBytes);
   const images = new Uint8Array(total * CIFAR_IMAGE_BYTES);
   const labels = new Int32Array(total);
   let start = 0;
-  for (const path of paths) {
-    const bytes = await Deno.readFile(path);
-    const n = validateRecords(bytes, path, recordBytes, fields);
-    if (start + n > total) throw new Error(`${path}: file grew while loading`);
+  for (const f of files) {
+    const bytes = "bytes" in f ? f.bytes : await f.read();
+    const n = validateRecords(bytes, f.file, recordBytes, fields);
+    if (start + n > total) throw new Error(`${f.file}: file grew while loading`);
     copyRecords(bytes, n, recordBytes, labelOffset, images, labels, start);
     start += n;
   }
   if (start !== total) {
-    throw new Error(`${dir}: files changed while loading (${start} records, expected ${total})`);
+    throw new Error(
+      `${
+        files.map((f) => f.file).join(", ")
+      }: files changed while loading (${start} records, expected ${total})`,
+    );
   }
   return { images, labels, n: total };
 }
 
+/** Options of {@link cifar10Dataset} and {@link cifar100Dataset}. */
+export type CifarDatasetOptions = {
+  /** Class names in label order (default: {@link CIFAR10_CLASSES} for CIFAR-10, none for CIFAR-100). */
+  classNames?: readonly string[];
+};
+
 /**
- * Loads a CIFAR-10 split from the binary version in `dir`
- * (`data_batch_1.bin` … `data_batch_5.bin` for `"train"`, `test_batch.bin` for `"test"`).
- * Errors name the file and, for malformed data, the record and byte offset.
+ * Decodes a CIFAR-10 split from the binary files' bytes (for `"train"` usually
+ * `data_batch_1.bin` … `data_batch_5.bin` in that order, for `"test"` `test_batch.bin`: see
+ * {@link cifar10Files}). Errors name the file and, for malformed data, the record and byte offset.
  */
-export async function loadCifar10(dir: string, split: "train" | "test"): Promise<Dataset> {
-  const files = cifar10Files(split);
-  const { images, labels, n } = await loadRecordFiles(
-    dir,
+export async function cifar10Dataset(
+  split: "train" | "test",
+  files: readonly CifarFile[],
+  opts: CifarDatasetOptions = {},
+): Promise<Dataset> {
+  checkSplit("CIFAR-10", split);
+  const classNames = checkClassNames("CIFAR-10", opts.classNames, 10) ?? [...CIFAR10_CLASSES];
+  const { images, labels, n } = await readRecordFiles(
     files,
     CIFAR10_RECORD_BYTES,
     [{ offset: 0, numClasses: 10, what: "label" }],
     0,
-    `a CIFAR-10 binary file of ${CIFAR10_RECORD_BYTES}-byte records (label byte + 3072 pixels); ` +
-      `the CIFAR-10 binary version has ${cifar10Files("train").join(", ")} and test_batch.bin`,
   );
-  const classNames = (await readClassNames(joinPath(dir, "batches.meta.txt"), 10)) ?? [...CIFAR10_CLASSES];
   return {
     name: `cifar10-${split}`,
     images,
@@ -208,41 +222,36 @@ export async function loadCifar10(dir: string, split: "train" | "test"): Promise
   };
 }
 
-/** Options of {@link loadCifar100}. */
+/** Options of {@link cifar100Dataset} (and of `loadCifar100` in `data/files.ts`). */
 export type Cifar100Options = {
   /** Which label to use: the 100 fine classes (default) or the 20 coarse superclasses. */
   labelKind?: "fine" | "coarse";
 };
 
 /**
- * Loads a CIFAR-100 split from the binary version in `dir` (`train.bin` or `test.bin`).
- * Uses the fine labels (100 classes) unless `labelKind: "coarse"` (20 classes). Both label
- * bytes are validated either way.
+ * Decodes a CIFAR-100 split from the bytes of its binary file (`train.bin` or `test.bin`). Uses the
+ * fine labels (100 classes) unless `labelKind: "coarse"` (20 classes). Both label bytes are
+ * validated either way.
  */
-export async function loadCifar100(
-  dir: string,
+export async function cifar100Dataset(
   split: "train" | "test",
-  opts: Cifar100Options = {},
+  file: CifarFile,
+  opts: Cifar100Options & CifarDatasetOptions = {},
 ): Promise<Dataset> {
-  if (split !== "train" && split !== "test") {
-    throw new Error(`CIFAR-100: split must be 'train' or 'test', got ${JSON.stringify(split)}`);
-  }
+  checkSplit("CIFAR-100", split);
   const kind = opts.labelKind ?? "fine";
   if (kind !== "fine" && kind !== "coarse") throw new Error(`CIFAR-100: unknown labelKind ${kind}`);
-  const { images, labels, n } = await loadRecordFiles(
-    dir,
-    [`${split}.bin`],
+  const numClasses = kind === "fine" ? 100 : 20;
+  const classNames = checkClassNames("CIFAR-100", opts.classNames, numClasses);
+  const { images, labels, n } = await readRecordFiles(
+    [file],
     CIFAR100_RECORD_BYTES,
     [
       { offset: 0, numClasses: 20, what: "coarse label" },
       { offset: 1, numClasses: 100, what: "fine label" },
     ],
     kind === "fine" ? 1 : 0,
-    `a CIFAR-100 binary file of ${CIFAR100_RECORD_BYTES}-byte records (coarse label, fine label, 3072 pixels); ` +
-      `the CIFAR-100 binary version has train.bin and test.bin`,
   );
-  const numClasses = kind === "fine" ? 100 : 20;
-  const classNames = await readClassNames(joinPath(dir, `${kind}_label_names.txt`), numClasses);
   const ds: Dataset = {
     name: `cifar100-${kind}-${split}`,
     images,

@@ -30,6 +30,31 @@ export type Dataset = {
   classNames?: string[];
 };
 
+/**
+ * A data file already in memory: its bytes, and its name for error messages (a path, a URL, a
+ * file picker's name). The loaders in `data/` take files this way, so they run wherever the
+ * bytes come from (`fetch`, a file input, `Deno.readFile`).
+ */
+export type DataFile = {
+  /** Name used in error messages. */
+  file: string;
+  /** The file's contents. */
+  bytes: Uint8Array;
+};
+
+/**
+ * A data file read on demand: its name, its size, and how to read it. A loader given several
+ * lazy files holds only one of them in memory at a time, next to the dataset it fills.
+ */
+export type LazyDataFile = {
+  /** Name used in error messages. */
+  file: string;
+  /** Size in bytes (what `read` will return). */
+  size: number;
+  /** Reads the contents. */
+  read: () => Promise<Uint8Array>;
+};
+
 /** Bytes per image of `ds` (C·H·W). */
 export function imageSize(ds: Dataset): number {
   return ds.channels * ds.height * ds.width;

@@ -3,21 +3,22 @@
  *
  * An idx file starts with a 4-byte magic `00 00 08 D` (unsigned bytes, D dimensions), then D
  * big-endian uint32 sizes, then the data. Images are `0x00000803` (N, rows, cols), labels
- * `0x00000801` (N). Gzip is detected by its magic `1f 8b`. Byte offsets in error messages
- * refer to the decompressed data for gzipped files.
+ * `0x00000801` (N). Gzip is detected by its magic `1f 8b` and undone with the web-standard
+ * `DecompressionStream`. Byte offsets in error messages refer to the decompressed data for gzipped
+ * files.
+ *
+ * These functions take bytes ({@link DataFile}); `data/files.ts` reads them from disk in Deno
+ * (`readIdx`, `loadIdxDataset`, `loadFashionMnist`).
  * @module
  */
 
-import { gunzipSync } from "node:zlib";
-import type { Dataset } from "./dataset.ts";
+import type { DataFile, Dataset } from "./dataset.ts";
+import { gunzip, isGzip } from "./gzip.ts";
 
 /** Magic number of an idx file of unsigned bytes with 3 dimensions (images). */
 export const IDX_IMAGES_MAGIC = 0x00000803;
 /** Magic number of an idx file of unsigned bytes with 1 dimension (labels). */
 export const IDX_LABELS_MAGIC = 0x00000801;
-
-/** Where Debian's `dataset-fashion-mnist` package installs the files. */
-export const DEBIAN_FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist";
 
 /** A parsed idx ubyte file. */
 export type IdxArray = {
@@ -31,17 +32,14 @@ function hex8(x: number): string {
   return "0x" + (x >>> 0).toString(16).padStart(8, "0");
 }
 
-/** True when `bytes` start with the gzip magic 1f 8b. */
-export function isGzip(bytes: Uint8Array): boolean {
-  return bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b;
-}
-
-/** Gunzips `bytes` when they start with the gzip magic; otherwise returns them unchanged. */
-export function maybeGunzip(bytes: Uint8Array, file = "<bytes>"): Uint8Array {
+/**
+ * Gunzips `bytes` when they start with the gzip magic; otherwise returns them unchanged. A corrupt
+ * or truncated stream rejects with an error naming `file`.
+ */
+export async function maybeGunzip(bytes: Uint8Array, file = "<bytes>"): Promise<Uint8Array> {
   if (!isGzip(bytes)) return bytes;
   try {
-    const out = gunzipSync(bytes);
-    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+    return await gunzip(bytes);
   } catch (e) {
     throw new Error(`${file}: gzip decompression failed (${(e as Error).message})`, { cause: e });
   }
@@ -102,28 +100,12 @@ export function parseIdx(bytes: Uint8Array, ndims: number, file = "<bytes>", gz 
   return { dims, data: bytes.subarray(header, expectedLen) };
 }
 
-async function readFileExplained(path: string, expected: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`${path}: file not found (expected ${expected})`, { cause: e });
-    }
-    throw e;
-  }
+/** Decodes an idx ubyte file (gzipped or not) with `ndims` dimensions. */
+export async function decodeIdx(bytes: Uint8Array, ndims: number, file = "<bytes>"): Promise<IdxArray> {
+  return parseIdx(await maybeGunzip(bytes, file), ndims, file, isGzip(bytes));
 }
 
-/** Reads and parses an idx ubyte file (gzipped or not) with `ndims` dimensions. */
-export async function readIdx(path: string, ndims: number): Promise<IdxArray> {
-  const what = ndims === 3
-    ? "idx3-ubyte images, magic 0x00000803"
-    : `idx ubyte file with ${ndims} dimensions`;
-  const raw = await readFileExplained(path, `${what}, optionally gzipped`);
-  const gz = isGzip(raw);
-  return parseIdx(maybeGunzip(raw, path), ndims, path, gz);
-}
-
-/** Options of {@link loadIdxDataset}. */
+/** Options of {@link idxDataset}. */
 export type IdxDatasetOptions = {
   /** Number of classes; labels must lie in [0, numClasses). Default 10. */
   numClasses?: number;
@@ -132,31 +114,29 @@ export type IdxDatasetOptions = {
 };
 
 /**
- * Loads an idx images file (N×rows×cols) and an idx labels file (N) into a one-channel
- * {@link Dataset}. Labels must be in [0, numClasses) (default 10); errors name the file,
+ * Decodes an idx images file (N×rows×cols) and an idx labels file (N), each gzipped or not, into a
+ * one-channel {@link Dataset}. Labels must be in [0, numClasses) (default 10); errors name the file,
  * the index and the byte offset.
  */
-export async function loadIdxDataset(
-  imagesPath: string,
-  labelsPath: string,
+export async function idxDataset(
+  images: DataFile,
+  labels: DataFile,
   name: string,
   opts: IdxDatasetOptions = {},
 ): Promise<Dataset> {
   const numClasses = opts.numClasses ?? 10;
-  const [imgRaw, labRaw] = await Promise.all([
-    readFileExplained(imagesPath, "an idx3-ubyte images file (magic 0x00000803), optionally gzipped"),
-    readFileExplained(labelsPath, "an idx1-ubyte labels file (magic 0x00000801), optionally gzipped"),
-  ]);
-  const imgGz = isGzip(imgRaw), labGz = isGzip(labRaw);
-  const img = parseIdx(maybeGunzip(imgRaw, imagesPath), 3, imagesPath, imgGz);
-  const lab = parseIdx(maybeGunzip(labRaw, labelsPath), 1, labelsPath, labGz);
+  const imagesPath = images.file, labelsPath = labels.file;
+  const labGz = isGzip(labels.bytes);
+  // In order, so that of two bad files the images file is the one reported.
+  const img = await decodeIdx(images.bytes, 3, imagesPath);
+  const lab = await decodeIdx(labels.bytes, 1, labelsPath);
   const [n, height, width] = img.dims;
   if (lab.dims[0] !== n) {
     throw new Error(
       `${labelsPath}: has ${lab.dims[0]} labels (count at byte 4) but ${imagesPath} has ${n} images`,
     );
   }
-  const labels = new Int32Array(n);
+  const labelValues = new Int32Array(n);
   for (let i = 0; i < n; i++) {
     const v = lab.data[i];
     if (v >= numClasses) {
@@ -165,12 +145,12 @@ export async function loadIdxDataset(
           `out of range 0..${numClasses - 1}`,
       );
     }
-    labels[i] = v;
+    labelValues[i] = v;
   }
   const ds: Dataset = {
     name,
     images: img.data.slice(),
-    labels,
+    labels: labelValues,
     n,
     channels: 1,
     height,
@@ -195,60 +175,14 @@ export const FASHION_MNIST_CLASSES: readonly string[] = [
   "Ankle boot",
 ];
 
-/** Paths of the four Fashion-MNIST files. */
-export type FashionMnistPaths = {
-  /** The directory searched. */
-  dir: string;
-  /** Training images and labels (60,000). */
-  train: { images: string; labels: string };
-  /** Test images and labels (10,000). */
-  test: { images: string; labels: string };
-};
-
-function existsFile(path: string): boolean {
-  try {
-    return Deno.statSync(path).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /**
- * Finds the Fashion-MNIST idx files in `dir` (default: where Debian's `dataset-fashion-mnist`
- * package installs them, {@link DEBIAN_FASHION_MNIST_DIR}), accepting `.gz` or plain names.
- * Returns null when any of the four files is absent (or read permission is missing).
+ * Decodes a Fashion-MNIST split from its idx images and labels files (gzipped or not), e.g. the
+ * bytes of `train-images-idx3-ubyte.gz` and `train-labels-idx1-ubyte.gz`.
  */
-export function findFashionMnist(dir: string = DEBIAN_FASHION_MNIST_DIR): FashionMnistPaths | null {
-  const pick = (base: string): string | null => {
-    for (const name of [`${base}.gz`, base]) {
-      const p = `${dir}/${name}`;
-      if (existsFile(p)) return p;
-    }
-    return null;
-  };
-  const ti = pick("train-images-idx3-ubyte"), tl = pick("train-labels-idx1-ubyte");
-  const ei = pick("t10k-images-idx3-ubyte"), el = pick("t10k-labels-idx1-ubyte");
-  if (!ti || !tl || !ei || !el) return null;
-  return { dir, train: { images: ti, labels: tl }, test: { images: ei, labels: el } };
-}
-
-/**
- * Loads a Fashion-MNIST split found by {@link findFashionMnist} (throws when absent, saying
- * how to install it).
- */
-export async function loadFashionMnist(
+export function fashionMnistDataset(
   split: "train" | "test",
-  dir: string = DEBIAN_FASHION_MNIST_DIR,
+  images: DataFile,
+  labels: DataFile,
 ): Promise<Dataset> {
-  const paths = findFashionMnist(dir);
-  if (!paths) {
-    throw new Error(
-      `Fashion-MNIST not found in ${dir} (expected train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, ` +
-        `t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz; on Debian: apt-get install dataset-fashion-mnist)`,
-    );
-  }
-  const p = split === "train" ? paths.train : paths.test;
-  return await loadIdxDataset(p.images, p.labels, `fashion-mnist-${split}`, {
-    classNames: [...FASHION_MNIST_CLASSES],
-  });
+  return idxDataset(images, labels, `fashion-mnist-${split}`, { classNames: [...FASHION_MNIST_CLASSES] });
 }

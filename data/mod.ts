@@ -1,10 +1,14 @@
 /**
- * CPU side of the datasets: loaders for CIFAR-10/100 (binary) and (Fashion-)MNIST (idx),
- * a synthetic dataset, seeded samplers and label corruption.
+ * CPU side of the datasets: decoders for CIFAR-10/100 (binary) and (Fashion-)MNIST (idx, gzipped or
+ * not), a synthetic dataset, seeded samplers and label corruption.
+ *
+ * Web-standard: the decoders take bytes ({@link DataFile}), however they were obtained (`fetch`, a
+ * file input). In Deno, `data/files.ts` (not exported here) reads them from a folder:
+ * `loadCifar10`, `loadCifar100`, `loadFashionMnist`, `loadIdxDataset`, `readIdx`, and writes them.
  * @module
  */
 
-export type { ChannelStats, Dataset } from "./dataset.ts";
+export type { ChannelStats, DataFile, Dataset, LazyDataFile } from "./dataset.ts";
 export {
   balancedIndices,
   balancedSubset,
@@ -15,43 +19,34 @@ export {
   subset,
   validateDataset,
 } from "./dataset.ts";
-export type { Cifar100Options } from "./cifar.ts";
+export type { Cifar100Options, CifarDatasetOptions, CifarFile } from "./cifar.ts";
 export {
   CIFAR100_RECORD_BYTES,
+  cifar100Dataset,
   CIFAR10_CLASSES,
   CIFAR10_RECORD_BYTES,
+  cifar10Dataset,
   cifar10Files,
   CIFAR_IMAGE_BYTES,
-  loadCifar10,
-  loadCifar100,
   parseCifar100File,
   parseCifar10Batch,
+  parseClassNames,
 } from "./cifar.ts";
-export type { FashionMnistPaths, IdxArray, IdxDatasetOptions } from "./idx.ts";
+export { gunzip, gzip, isGzip } from "./gzip.ts";
+export type { IdxArray, IdxDatasetOptions } from "./idx.ts";
 export {
-  DEBIAN_FASHION_MNIST_DIR,
+  decodeIdx,
   FASHION_MNIST_CLASSES,
-  findFashionMnist,
+  fashionMnistDataset,
   IDX_IMAGES_MAGIC,
   IDX_LABELS_MAGIC,
-  isGzip,
-  loadFashionMnist,
-  loadIdxDataset,
+  idxDataset,
   maybeGunzip,
   parseIdx,
-  readIdx,
 } from "./idx.ts";
 export type { BatchSampler, RngState, SamplerState } from "./sampler.ts";
 export { EpochSampler, IidSampler, makeSampler, Rng } from "./sampler.ts";
 export type { CorruptionResult } from "./corruption.ts";
 export { corruptionCount, corruptLabels } from "./corruption.ts";
-export type { IdxWriteOptions, SyntheticOptions } from "./synthetic.ts";
-export {
-  encodeCifar100File,
-  encodeCifar10Batch,
-  encodeIdx,
-  syntheticDataset,
-  writeCifar100File,
-  writeCifar10Batch,
-  writeIdx,
-} from "./synthetic.ts";
+export type { SyntheticOptions } from "./synthetic.ts";
+export { encodeCifar100File, encodeCifar10Batch, encodeIdx, syntheticDataset } from "./synthetic.ts";

@@ -1,10 +1,9 @@
 /**
- * A small learnable synthetic image dataset, and writers for the CIFAR and idx binary formats
- * (used by tests to produce files).
+ * A small learnable synthetic image dataset, and encoders for the CIFAR and idx binary formats
+ * (used by tests to produce files; `data/files.ts` writes them to disk in Deno).
  * @module
  */
 
-import { gzipSync } from "node:zlib";
 import type { Dataset } from "./dataset.ts";
 import { CIFAR100_RECORD_BYTES, CIFAR10_RECORD_BYTES, CIFAR_IMAGE_BYTES } from "./cifar.ts";
 import { Rng } from "./sampler.ts";
@@ -137,36 +136,12 @@ export function encodeCifar100File(
   return out;
 }
 
-/** Writes a CIFAR-10 batch file (see {@link encodeCifar10Batch}). */
-export async function writeCifar10Batch(
-  path: string,
-  images: Uint8Array,
-  labels: ArrayLike<number>,
-): Promise<void> {
-  await Deno.writeFile(path, encodeCifar10Batch(images, labels));
-}
-
-/** Writes a CIFAR-100 binary file (see {@link encodeCifar100File}). */
-export async function writeCifar100File(
-  path: string,
-  images: Uint8Array,
-  coarse: ArrayLike<number>,
-  fine: ArrayLike<number>,
-): Promise<void> {
-  await Deno.writeFile(path, encodeCifar100File(images, coarse, fine));
-}
-
-/** Options of {@link encodeIdx} and {@link writeIdx}. */
-export type IdxWriteOptions = {
-  /** Gzip the output (default false). */
-  gzip?: boolean;
-};
-
 /**
  * Encodes an idx unsigned-byte file: magic `00 00 08 D`, D big-endian uint32 sizes, data.
  * Use dims [N, rows, cols] for images (magic 0x00000803) and [N] for labels (0x00000801).
+ * `gzip(encodeIdx(…))` (from `data/gzip.ts`) gives the `.gz` form.
  */
-export function encodeIdx(data: Uint8Array, dims: number[], opts: IdxWriteOptions = {}): Uint8Array {
+export function encodeIdx(data: Uint8Array, dims: number[]): Uint8Array {
   if (dims.length < 1 || dims.length > 255) throw new Error(`encodeIdx: bad number of dims ${dims.length}`);
   const count = dims.reduce((a, b) => a * b, 1);
   if (count !== data.length) {
@@ -178,17 +153,5 @@ export function encodeIdx(data: Uint8Array, dims: number[], opts: IdxWriteOption
   view.setUint32(0, 0x00000800 | dims.length, false);
   dims.forEach((d, k) => view.setUint32(4 + 4 * k, d, false));
   out.set(data, header);
-  if (!opts.gzip) return out;
-  const gz = gzipSync(out);
-  return new Uint8Array(gz.buffer, gz.byteOffset, gz.byteLength);
-}
-
-/** Writes an idx unsigned-byte file (see {@link encodeIdx}), gzipped when `opts.gzip`. */
-export async function writeIdx(
-  path: string,
-  data: Uint8Array,
-  dims: number[],
-  opts: IdxWriteOptions = {},
-): Promise<void> {
-  await Deno.writeFile(path, encodeIdx(data, dims, opts));
+  return out;
 }

@@ -3,33 +3,43 @@ import {
   balancedSubset,
   channelMeanStd,
   CIFAR100_RECORD_BYTES,
+  cifar100Dataset,
   CIFAR10_RECORD_BYTES,
+  cifar10Dataset,
   classCounts,
   corruptionCount,
   corruptLabels,
+  encodeCifar100File,
   encodeCifar10Batch,
   encodeIdx,
   EpochSampler,
-  findFashionMnist,
+  fashionMnistDataset,
   firstN,
+  gunzip,
+  gzip,
+  idxDataset,
   IidSampler,
-  loadCifar10,
-  loadCifar100,
-  loadFashionMnist,
-  loadIdxDataset,
   makeSampler,
   parseCifar10Batch,
-  readIdx,
+  parseClassNames,
   Rng,
   type RngState,
   type SamplerState,
   subset,
   syntheticDataset,
   validateDataset,
+} from "../data/mod.ts";
+import {
+  findFashionMnist,
+  loadCifar10,
+  loadCifar100,
+  loadFashionMnist,
+  loadIdxDataset,
+  readIdx,
   writeCifar100File,
   writeCifar10Batch,
   writeIdx,
-} from "../data/mod.ts";
+} from "../data/files.ts";
 
 const CIFAR10_DIR = "/work/shared/data/cifar-10-batches-bin";
 
@@ -558,6 +568,72 @@ Deno.test("idx: wrong magic, truncation, bad labels, count mismatch and bad gzip
     loadFashionMnist("train", "/nonexistent-dir"),
     "Fashion-MNIST not found",
     "dataset-fashion-mnist",
+  );
+});
+
+// ---------------------------------------------------------------- bytes in, no file system
+
+Deno.test("decoders take bytes (eager or lazy), gzip through web streams, errors name the file", async () => {
+  const imgs = randomBytes(4 * 3072, 3);
+  const b1 = encodeCifar10Batch(imgs.subarray(0, 2 * 3072), [3, 4]);
+  const b2 = encodeCifar10Batch(imgs.subarray(2 * 3072), [5, 6]);
+  let reads = 0;
+  const lazy = { file: "b2.bin", size: b2.length, read: () => (reads++, Promise.resolve(b2)) };
+  const ds = await cifar10Dataset("train", [{ file: "b1.bin", bytes: b1 }, lazy]);
+  validateDataset(ds);
+  assert.equal(reads, 1);
+  assert.equal(ds.name, "cifar10-train");
+  assert.deepEqual(Array.from(ds.labels), [3, 4, 5, 6]);
+  assert.deepEqual(ds.images, imgs);
+  assert.equal(ds.classNames?.[3], "cat");
+  const named = await cifar10Dataset("test", [{ file: "t.bin", bytes: b1 }], {
+    classNames: parseClassNames("a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n", 10),
+  });
+  assert.deepEqual(named.classNames?.slice(0, 2), ["a", "b"]);
+  assert.equal(parseClassNames("a\r\nb\n", 10), undefined);
+  await rejectsWith(
+    cifar10Dataset("test", [{ file: "t.bin", bytes: b1 }], { classNames: ["x"] }),
+    "1 class names",
+  );
+  await rejectsWith(
+    cifar10Dataset("train", [{ file: "cut.bin", bytes: b1.subarray(0, 3073 + 5) }]),
+    "cut.bin",
+    "truncated record 1",
+    "at byte 3073",
+  );
+  await rejectsWith(
+    cifar10Dataset("train", [{ file: "grew.bin", size: 3073, read: () => Promise.resolve(b1) }]),
+    "grew.bin",
+    "file grew while loading",
+  );
+  const c100 = await cifar100Dataset("test", {
+    file: "test.bin",
+    bytes: encodeCifar100File(imgs, [1, 2, 3, 4], [9, 8, 7, 6]),
+  }, {
+    labelKind: "coarse",
+  });
+  assert.deepEqual(Array.from(c100.labels), [1, 2, 3, 4]);
+  assert.equal(c100.name, "cifar100-coarse-test");
+
+  const pix = randomBytes(3 * 28 * 28, 4);
+  const imgGz = await gzip(encodeIdx(pix, [3, 28, 28]));
+  assert.deepEqual(Array.from(imgGz.subarray(0, 2)), [0x1f, 0x8b]);
+  assert.deepEqual(await gunzip(imgGz), encodeIdx(pix, [3, 28, 28]));
+  const fm = await fashionMnistDataset("test", { file: "img.gz", bytes: imgGz }, {
+    file: "lab",
+    bytes: encodeIdx(new Uint8Array([9, 0, 1]), [3]),
+  });
+  validateDataset(fm);
+  assert.equal(fm.name, "fashion-mnist-test");
+  assert.deepEqual(fm.images, pix);
+  assert.equal(fm.classNames?.[fm.labels[0]], "Ankle boot");
+  await rejectsWith(
+    idxDataset({ file: "img.gz", bytes: imgGz.subarray(0, imgGz.length - 4) }, {
+      file: "lab",
+      bytes: new Uint8Array(),
+    }, "x"),
+    "img.gz",
+    "gzip decompression failed",
   );
 });
 
