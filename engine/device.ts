@@ -51,6 +51,12 @@ export class GpuError extends Error {
 export interface DeviceOptions {
   /** Prefer a discrete GPU (default) or an integrated one. */
   powerPreference?: GPUPowerPreference;
+  /**
+   * Which kernels to generate (see `engine/strategy.ts`): `"auto"` (default: `"software"` on a fallback
+   * adapter, `"gpu"` otherwise), or force one family on any adapter. Without this option the environment
+   * variable `SUPCON_KERNELS` (where the runtime has one and grants it) is read.
+   */
+  kernels?: "auto" | "software" | "gpu";
 }
 
 /** A device together with the adapter report and device-level error state. */

@@ -14,6 +14,8 @@ import {
 } from "./device.ts";
 import { BufferPool, type PoolStats } from "./buffer_pool.ts";
 import { type CompiledKernel, type KernelSpec, PipelineCache } from "./kernel.ts";
+import { environmentVariable } from "./environment.ts";
+import { KERNELS_ENV, type KernelStrategy, resolveKernelStrategy } from "./strategy.ts";
 
 /** A buffer range bound to one binding of a kernel. */
 export interface BufferRange {
@@ -75,6 +77,12 @@ export class Gpu {
   readonly pool: BufferPool;
   /** The compiled-pipeline cache. */
   readonly pipelines: PipelineCache;
+  /**
+   * The kernel family ops generate (see `engine/strategy.ts`): chosen by `initDevice({ kernels })`, else
+   * `SUPCON_KERNELS`, else by adapter. Assignable at any time; kernels are cached per source, so both
+   * families can run on one device (the test suite does).
+   */
+  kernels: KernelStrategy;
   /** When true every new tensor is filled with NaN (or 0x7fffffff) so unwritten elements show in tests. */
   poison = false;
   /** When true each dispatch is submitted on its own inside an error scope, so errors name the op. */
@@ -121,10 +129,14 @@ export class Gpu {
   #profHostLast = 0;
 
   /** Internal: use `initDevice()`. */
-  constructor(handle: GpuDeviceHandle) {
+  constructor(
+    handle: GpuDeviceHandle,
+    kernels: KernelStrategy = handle.report.isFallback ? "software" : "gpu",
+  ) {
     this.#handle = handle;
     this.device = handle.device;
     this.report = handle.report;
+    this.kernels = kernels;
     this.pool = new BufferPool(this.device);
     this.pool.onDestroy = () => this.#bindGroups.clear();
     this.pipelines = new PipelineCache(this.device);
@@ -487,13 +499,23 @@ export class Gpu {
 let current: Gpu | null = null;
 let pending: Promise<Gpu> | null = null;
 
-/** Initialises (once) and returns the engine's GPU context. */
-export function initDevice(options: DeviceOptions = {}): Promise<Gpu> {
-  if (current) return Promise.resolve(current);
-  if (!pending) {
-    pending = requestGpuDevice(options).then((h) => (current = new Gpu(h))).finally(() => pending = null);
+/**
+ * Initialises (once) and returns the engine's GPU context. Called again, it returns the same context; a
+ * `kernels` option given then re-selects the kernel strategy.
+ */
+export async function initDevice(options: DeviceOptions = {}): Promise<Gpu> {
+  const strategy = (report: AdapterReport) =>
+    options.kernels !== undefined
+      ? resolveKernelStrategy(options.kernels, report)
+      : resolveKernelStrategy(environmentVariable(KERNELS_ENV), report, KERNELS_ENV);
+  if (!current) {
+    pending ??= requestGpuDevice(options)
+      .then((h) => (current = new Gpu(h, strategy(h.report))))
+      .finally(() => pending = null);
+    return await pending;
   }
-  return pending;
+  if (options.kernels !== undefined) current.kernels = strategy(current.report);
+  return current;
 }
 
 /** The initialised context; throws a clear error if `initDevice()` was not awaited first. */

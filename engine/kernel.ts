@@ -28,6 +28,27 @@ export interface CompiledKernel {
   layout: GPUBindGroupLayout;
 }
 
+/**
+ * A second opinion on a new kernel's WGSL, e.g. another implementation's compiler (the test suite checks
+ * every kernel it generates with Dawn's Tint as well as the device's own). Resolves to an error message,
+ * or null when the kernel is accepted.
+ */
+export type ShaderCheck = (code: string, name: string) => Promise<string | null>;
+
+const shaderChecks: ShaderCheck[] = [];
+
+/**
+ * Adds a check run on every kernel compiled from now on, by any pipeline cache; a rejection surfaces at
+ * the next synchronisation like a compilation error. Returns a function that removes the check.
+ */
+export function addShaderCheck(check: ShaderCheck): () => void {
+  shaderChecks.push(check);
+  return () => {
+    const i = shaderChecks.indexOf(check);
+    if (i >= 0) shaderChecks.splice(i, 1);
+  };
+}
+
 /** Compiles and caches compute pipelines for one device. */
 export class PipelineCache {
   #device: GPUDevice;
@@ -68,6 +89,11 @@ export class PipelineCache {
         return error ? `kernel '${spec.name}' failed to compile: ${error.message}` : null;
       }),
     );
+    for (const check of shaderChecks) {
+      this.pendingChecks.push(
+        check(spec.code, spec.name).then((error) => error && `kernel '${spec.name}' rejected: ${error}`),
+      );
+    }
     kernel = { id: this.#nextId++, name: spec.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
     byCode.set(spec.code, kernel);
     this.#size++;
