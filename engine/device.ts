@@ -103,7 +103,20 @@ export async function requestGpuDevice(options: DeviceOptions = {}): Promise<Gpu
   const vendor = info.vendor;
   const architecture = info.architecture;
 
-  const device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  // We ask for exactly what the adapter reports. An implementation that still refuses (some browsers cap
+  // what a page may request) gets a second request at WebGPU's defaults, which every adapter offers; the
+  // report then holds the device's actual limits, and limit-driven choices (GEMM tiles, binding chunks)
+  // follow them.
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  } catch {
+    device = await adapter.requestDevice({ requiredFeatures });
+    for (const key of RAISED_LIMITS) {
+      const value = (device.limits as unknown as Record<string, number>)[key];
+      if (typeof value === "number") requiredLimits[key] = value;
+    }
+  }
   const handle: GpuDeviceHandle = {
     device,
     report: {
