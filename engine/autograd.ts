@@ -6,7 +6,7 @@
  * tensors, so per-path recursion would repeat work), then walks it in reverse, summing gradients that
  * meet at a tensor. Backward closures run with recording off.
  */
-import { type BackwardOptions, empty, setBackwardImpl, ShapeError, Tensor, untrack } from "./tensor.ts";
+import { type BackwardOptions, empty, ShapeError, Tensor, untrack } from "./tensor.ts";
 import { addInto, addSame, fill } from "./ops/core.ts";
 
 /** One recorded op: its inputs and the rule mapping the output gradient to input gradients. */
@@ -78,7 +78,8 @@ function topologicalOrder(root: Tensor): Tensor[] {
   return order; // inputs before the tensors computed from them
 }
 
-function backward(root: Tensor, seed?: Tensor, options: BackwardOptions = {}): void {
+/** Reverse-mode autodiff from `root` (what `Tensor#backward` runs); `seed` defaults to 1 for a scalar. */
+export function backward(root: Tensor, seed?: Tensor, options: BackwardOptions = {}): void {
   if (!root.requiresGrad) {
     throw new ShapeError("backward", `${root} does not require grad (no input of it has requiresGrad)`);
   }
@@ -156,28 +157,29 @@ function backward(root: Tensor, seed?: Tensor, options: BackwardOptions = {}): v
  * `backward` leaves it in place), else a fresh tensor. The rule must overwrite every element.
  */
 export function gradTarget(t: Tensor): Tensor {
-  if (t.gradSlot && t.gradSlotZero && !t.node && t.requiresGrad && t.gradSlot.size === t.size) {
-    t.gradSlotZero = false;
-    return t.gradSlot;
+  if (t.gradSink && !t.node && t.requiresGrad && t.gradSink.grad.size === t.size) {
+    const slot = t.gradSink.takeFresh();
+    if (slot) return slot;
   }
   return empty(t.shape);
 }
 
-/** Whether `g` is (a view of exactly) the gradient slot of `leaf`. */
+/** Whether `g` is (a view of exactly) the gradient sink of `leaf`. */
 function isSlot(leaf: Tensor, g: Tensor): boolean {
-  const slot = leaf.gradSlot;
+  const slot = leaf.gradSink?.grad;
   return slot !== undefined && g.storage === slot.storage && g.elementOffset === slot.elementOffset &&
     g.size === slot.size;
 }
 
 function accumulateLeaf(leaf: Tensor, g: Tensor): void {
+  const sink = leaf.gradSink;
   if (isSlot(leaf, g)) {
-    if (g !== leaf.gradSlot) g.dispose(); // a detached alias; the slot itself stays
+    if (g !== sink!.grad) g.dispose(); // a detached alias; the slot itself stays
     return;
   }
-  leaf.gradSlotZero = false;
-  if (leaf.gradSlot) {
-    addInto(leaf.gradSlot, g);
+  if (sink) {
+    sink.markUsed();
+    addInto(sink.grad, g);
     g.dispose();
   } else if (leaf.grad) {
     leaf.grad = addSame(leaf.grad, g);
@@ -192,5 +194,3 @@ function reshapeAlias(g: Tensor, like: Tensor): Tensor {
   g.dispose();
   return t;
 }
-
-setBackwardImpl(backward);

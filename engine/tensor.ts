@@ -6,7 +6,11 @@
  * last one goes. Every tensor created inside a `tidy`/`TensorScope` is tracked by it.
  */
 import { type BufferRange, gpu } from "./gpu.ts";
-import type { GradNode } from "./autograd.ts";
+// A cycle (autograd and the fill kernel make tensors) that is safe because neither side calls into the other
+// while the modules are evaluated, only later, from functions: importing any module of the engine is enough
+// for `backward()` and for poisoning.
+import { backward, type GradNode } from "./autograd.ts";
+import { poisonFill } from "./ops/core.ts";
 
 /** Element types of tensors: f32 for values, i32/u32 for labels and indices. */
 export type DType = "f32" | "i32" | "u32";
@@ -59,6 +63,23 @@ export class ShapeError extends Error {
   }
 }
 
+/**
+ * A parameter's gradient kept by someone other than autograd: an optimiser that packs every gradient into one
+ * buffer owns one sink per parameter. Autograd knows only this contract: it accumulates into `grad`, and the
+ * first gradient after the owner zeroed it may be written straight into `grad` (`takeFresh`), sparing a
+ * buffer and an accumulation pass.
+ */
+export interface GradSink {
+  /** The accumulated gradient: a tensor of the parameter's shape that the owner keeps. */
+  readonly grad: Tensor;
+  /** True while `grad` holds zeros that no gradient has been added to since the owner zeroed it. */
+  readonly fresh: boolean;
+  /** `grad` if fresh (it is then no longer fresh: the caller overwrites every element), else null. */
+  takeFresh(): Tensor | null;
+  /** Notes that a gradient was added to `grad` by accumulation. */
+  markUsed(): void;
+}
+
 /** An n-dimensional array on the GPU. */
 export class Tensor {
   /** Unique id (stable ordering and debugging). */
@@ -75,14 +96,8 @@ export class Tensor {
   node: GradNode | null = null;
   /** Optional name (parameters: their state-dict key). */
   name?: string;
-  /** Where a parameter's gradient accumulates when an optimiser packed gradients into one buffer. */
-  gradSlot?: Tensor;
-  /**
-   * Set by the optimiser's `zeroGrad()` while `gradSlot` holds zeros that no gradient has been added to:
-   * the first backward rule to produce this parameter's gradient may then write it straight into the slot
-   * (see `gradTarget`), sparing a buffer and an accumulation pass.
-   */
-  gradSlotZero = false;
+  /** Where this parameter's gradient lives when its owner (an optimiser) keeps it; see {@link GradSink}. */
+  gradSink?: GradSink;
   #storage: Storage;
   #elementOffset: number;
   #grad: Tensor | undefined;
@@ -150,7 +165,7 @@ export class Tensor {
 
   /** The accumulated gradient (after `backward()`), if any. */
   get grad(): Tensor | undefined {
-    return this.gradSlot ?? this.#grad;
+    return this.gradSink?.grad ?? this.#grad;
   }
 
   set grad(g: Tensor | undefined) {
@@ -182,7 +197,7 @@ export class Tensor {
    * `releaseIntermediates`, see `BackwardOptions`.
    */
   backward(grad?: Tensor, options: BackwardOptions = {}): void {
-    backwardImpl(this, grad, options);
+    backward(this, grad, options);
   }
 
   /** A tensor sharing this storage with no autograd history. */
@@ -245,15 +260,6 @@ export interface BackwardOptions {
   releaseIntermediates?: boolean;
 }
 
-// Set by autograd.ts (breaks the import cycle tensor ↔ autograd).
-let backwardImpl: (root: Tensor, grad?: Tensor, options?: BackwardOptions) => void = () => {
-  throw new Error("autograd not loaded");
-};
-/** Internal: installs the autograd entry point. */
-export function setBackwardImpl(fn: (root: Tensor, grad?: Tensor, options?: BackwardOptions) => void): void {
-  backwardImpl = fn;
-}
-
 /** Allocates an uninitialised tensor for a kernel output (poisoned in test mode). */
 export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
   const g = gpu();
@@ -261,13 +267,6 @@ export function empty(shape: readonly number[], dtype: DType = "f32"): Tensor {
   const t = new Tensor(shape, dtype, new Storage(range, true));
   if (g.poison) poisonFill(t);
   return t;
-}
-
-// Installed by ops/core.ts: filling with NaN needs a kernel.
-let poisonFill: (t: Tensor) => void = () => {};
-/** Internal: installs the poison filler. */
-export function setPoisonFill(fn: (t: Tensor) => void): void {
-  poisonFill = fn;
 }
 
 /** Host data accepted by `tensor()`. */
@@ -289,7 +288,7 @@ function flatten(data: TensorData): { values: ArrayLike<number>; shape: number[]
 export interface TensorOptions {
   /** Track gradients for this tensor (a leaf: parameter or input of interest). */
   requiresGrad?: boolean;
-  /** Element type (default f32). */
+  /** Element type (default: i32 for an `Int32Array`, u32 for a `Uint32Array`, else f32). */
   dtype?: DType;
   /** Name (shows in errors and state dicts). */
   name?: string;
@@ -301,7 +300,9 @@ export interface TensorOptions {
 export function tensor(data: TensorData, shape?: readonly number[], options: TensorOptions = {}): Tensor {
   const { values, shape: inferred } = flatten(data);
   const finalShape = shape ?? inferred;
-  const dtype = options.dtype ?? "f32";
+  // As PyTorch and TF.js do, an integer typed array keeps its type (labels stay labels).
+  const dtype = options.dtype ??
+    (data instanceof Int32Array ? "i32" : data instanceof Uint32Array ? "u32" : "f32");
   if (shapeSize(finalShape) !== values.length) {
     throw new ShapeError("tensor", `${values.length} values do not fill shape ${fmtShape(finalShape)}`);
   }

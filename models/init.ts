@@ -6,11 +6,11 @@
  * fan_in = in_channels·kh·kw (conv) or in_features (linear). A linear bias is U(−1/√fan_in, 1/√fan_in).
  * `nn.BatchNorm2d`: γ = 1, β = 0, running mean 0, running variance 1.
  *
- * Random numbers come from the project's seeded xoshiro128** generator (`data/sampler.ts`).
+ * Random numbers come from the project's seeded xoshiro128** generator (`engine/rng.ts`).
  *
  * @module
  */
-import { Rng } from "../data/sampler.ts";
+import { Rng } from "../engine/rng.ts";
 import { shapeSize, type Tensor, tensor } from "../engine/tensor.ts";
 
 /** A generator from a seed, or the generator itself when one is given (shared and advanced). */

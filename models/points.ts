@@ -7,7 +7,7 @@
 import type { Tensor } from "../engine/tensor.ts";
 import { tensor } from "../engine/tensor.ts";
 import { Module } from "./module.ts";
-import type { Rng } from "../data/sampler.ts";
+import type { Rng } from "../engine/rng.ts";
 import { toRng } from "./init.ts";
 
 /** How the initial points are drawn. */

@@ -19,7 +19,7 @@ import { batchNorm2d, batchNormRelu2d } from "../engine/ops/batchnorm.ts";
 import { add, addRelu } from "../engine/ops/elementwise.ts";
 import { globalAvgPool } from "../engine/ops/pool.ts";
 import { Module } from "./module.ts";
-import type { Rng } from "../data/sampler.ts";
+import type { Rng } from "../engine/rng.ts";
 import { constant, convWeight, toRng } from "./init.ts";
 
 /** Options of {@link Conv2d}. */

@@ -3,7 +3,7 @@
  * add into a gradient slot, and poisoning of fresh outputs in test mode.
  */
 import { gpu } from "../gpu.ts";
-import { type DType, empty, fmtShape, setPoisonFill, ShapeError, type Tensor } from "../tensor.ts";
+import { type DType, empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { f32Lit, flatMain, grid1d, NAN, NAN_FN } from "../../shaders/common.ts";
 
 function fillCode(n: number, dtype: DType, literal: string): string {
@@ -37,7 +37,8 @@ export function fill(shape: readonly number[], value: number, dtype: DType = "f3
   return t;
 }
 
-setPoisonFill((t) => {
+/** Fills a fresh output with NaN (f32) or 0x7fffffff (integers), so an element no kernel wrote shows in tests. */
+export function poisonFill(t: Tensor): void {
   if (t.size === 0) return;
   const code = fillCode(
     t.size,
@@ -45,7 +46,7 @@ setPoisonFill((t) => {
     t.dtype === "f32" ? NAN : `${t.dtype}(0x7fffffff)`,
   );
   gpu().dispatch({ name: "poison", code }, [t.range], grid1d(t.size));
-});
+}
 
 function checkSame(op: string, a: Tensor, b: Tensor): void {
   if (a.size !== b.size || a.dtype !== b.dtype) {

@@ -4,7 +4,7 @@
  *
  * The constructor packs every parameter into one arena buffer (slots at multiples of 64 floats, i.e.
  * 256-byte aligned offsets), copies its values there and rebinds the parameter as a view into the
- * arena; gradients get a second arena (each parameter's `gradSlot` is a view, so autograd accumulates
+ * arena; gradients get a second arena (each parameter's `gradSink` is a view, so autograd accumulates
  * there and `zeroGrad()` is one clear), momentum buffers a third. `step()` is then ONE dispatch over
  * the whole arena; alignment gaps hold zeros and stay zero.
  *
@@ -16,7 +16,7 @@
  * @module
  */
 import { gpu } from "../gpu.ts";
-import { fmtShape, ShapeError, Storage, Tensor, untrack } from "../tensor.ts";
+import { fmtShape, type GradSink, ShapeError, Storage, Tensor, untrack } from "../tensor.ts";
 import { grid1d } from "../../shaders/common.ts";
 import { sgdStepCode } from "../../shaders/optim.ts";
 import { project, type ProjectionKind } from "./projection.ts";
@@ -71,6 +71,21 @@ function arena(floats: number): Storage {
   return storage;
 }
 
+/** A parameter's gradient as a view of the optimiser's gradient arena (see `GradSink`). */
+class ArenaGradSink implements GradSink {
+  /** Zeroed by `zeroGrad()` and not yet written. */
+  fresh = false;
+  constructor(readonly grad: Tensor) {}
+  takeFresh(): Tensor | null {
+    if (!this.fresh) return null;
+    this.fresh = false;
+    return this.grad;
+  }
+  markUsed(): void {
+    this.fresh = false;
+  }
+}
+
 /**
  * Stochastic gradient descent, PyTorch semantics, one fused dispatch per step:
  * `g ← grad + wd·p; buf ← μ·buf + (1−dampening)·g (first step: buf ← g); g ← nesterov ? g + μ·buf :
@@ -96,6 +111,7 @@ export class SGD {
   /** Momentum buffer views (same shapes as the parameters), empty without momentum. */
   readonly momentumBuffers: readonly Tensor[];
   #slots: Slot[];
+  #sinks: ArenaGradSink[] = [];
   #floats: number;
   #params: Storage;
   #grads: Storage;
@@ -152,8 +168,10 @@ export class SGD {
       const previous = param.grad;
       if (previous && param.size > 0) g.copy(previous.range, slot.range);
       param.grad = undefined;
-      param.gradSlot?.dispose();
-      param.gradSlot = slot;
+      param.gradSink?.grad.dispose();
+      const sink = new ArenaGradSink(slot);
+      this.#sinks.push(sink);
+      param.gradSink = sink;
       if (this.#bufs) buffers.push(view(this.#bufs));
     }
     this.momentumBuffers = buffers;
@@ -218,7 +236,7 @@ export class SGD {
   zeroGrad(): void {
     this.#checkAlive();
     gpu().clear(this.#grads.range);
-    for (const { param } of this.#slots) param.gradSlotZero = true;
+    for (const sink of this.#sinks) sink.fresh = true;
   }
 
   /** The step count and momentum buffers, read back (parameters are checkpointed by themselves). */
@@ -269,8 +287,8 @@ export class SGD {
     if (this.#disposed) return;
     this.#disposed = true;
     for (const { param } of this.#slots) {
-      param.gradSlot?.dispose();
-      param.gradSlot = undefined;
+      param.gradSink?.grad.dispose();
+      param.gradSink = undefined;
     }
     for (const b of this.momentumBuffers) b.dispose();
     this.#params.release();
