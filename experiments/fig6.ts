@@ -42,6 +42,7 @@ import { Progress } from "./lib/progress.ts";
 import { printJsonLine, writeSummary } from "./lib/summary.ts";
 import { Rng } from "../data/sampler.ts";
 import { scBound, scLossAllMultisetsF64, scLossAtSimplex } from "../theory/mod.ts";
+import { PAPER_FIG6 } from "./paper.ts";
 
 /** Command-line options of fig6 (besides --out, --seed, --json, --quiet). */
 export const FIG6_OPTIONS = {
@@ -365,12 +366,7 @@ export async function run(cfg: Fig6Config): Promise<Fig6Summary> {
 
   const summary: Fig6Summary = {
     experiment: "fig6",
-    paper: {
-      empirical: 12.12016,
-      theory: 12.12015,
-      batches: 167960,
-      setting: "K = 3, 4 points per class on S¹ (N = 12), b = 9, ρ = 1; SGD with projection, 100k iterations",
-    },
+    paper: { ...PAPER_FIG6 },
     setting: {
       K,
       N,
@@ -407,7 +403,7 @@ export async function run(cfg: Fig6Config): Promise<Fig6Summary> {
       `fig6: empirical ${empirical.toFixed(6)} (GPU ${empiricalGpu.toFixed(6)}) vs theory ${
         bound.toFixed(6)
       } ` +
-        `(paper 12.12016 vs 12.12015): rel gap ${relGap.toExponential(2)} → ${
+        `(paper ${PAPER_FIG6.empirical} vs ${PAPER_FIG6.theory}): rel gap ${relGap.toExponential(2)} → ${
           summary.pass ? "PASS" : "FAIL"
         } ` +
         `in ${summary.seconds.toFixed(1)} s → ${dir}`,
@@ -436,7 +432,7 @@ export function fig6Spec(o: {
       text: "Mean SC loss over all batches − Theorem 2 bound",
       subtitle: [
         `empirical ${o.empirical.toFixed(5)}  vs  theory ${o.bound.toFixed(5)}`,
-        "(paper: 12.12016 vs 12.12015; curve: float32 GPU log, floor ≈ 1 ulp)",
+        `(paper: ${PAPER_FIG6.empirical} vs ${PAPER_FIG6.theory}; curve: float32 GPU log, floor ≈ 1 ulp)`,
       ],
     },
     width: 300,

@@ -59,7 +59,8 @@ import {
   toFlag,
 } from "./lib/cli.ts";
 import { printJsonLine, writeSummary } from "./lib/summary.ts";
-import { FIG1_OPTIONS, type Fig1Summary, PAPER_FIG1, run as runFig1 } from "./fig1.ts";
+import { FIG1_OPTIONS, type Fig1Summary, run as runFig1 } from "./fig1.ts";
+import { PAPER_FIG1, PAPER_SECTION_5_2, PAPER_TEST_ERROR, PAPER_THEORY } from "./paper.ts";
 import { FIG4_OPTIONS, type Fig4Summary, run as runFig4 } from "./fig4.ts";
 import { FIG5_OPTIONS, type Fig5Summary, run as runFig5 } from "./fig5.ts";
 import { FIG6_OPTIONS, type Fig6Summary, run as runFig6 } from "./fig6.ts";
@@ -481,23 +482,7 @@ export function trainFlags(c: TrainConfig): string[] {
 // ---------------------------------------------------------------------------------------------------------------
 // Paper numbers
 
-/** Test errors (%) of the paper's Fig. 7 table: ResNet-18, 100k iterations, with / without augmentation. */
-export const PAPER_TEST_ERROR = {
-  cifar10: { aug: { ce: 6.3, "ce-fix": 6.2, sc: 5.7 }, noAug: { ce: 16.4, "ce-fix": 14.7, sc: 13.8 } },
-  cifar100: { aug: { ce: 27.0, "ce-fix": 26.3, sc: 24.9 }, noAug: { ce: 41.8, "ce-fix": 41.3, sc: 41.5 } },
-} as const;
-
-/** Section 5.2 "Theory vs. Practice" (CIFAR-10, with augmentation; the 500k-iteration values too). */
-export const PAPER_SECTION_5_2 = {
-  sc: { theory: 824.487, empirical: 824.731, empirical500k: 824.523, batches: 1000 },
-  ce: { theory: 7.64e-5, empirical: 2.48e-4, empirical500k: 2.27e-4 },
-} as const;
-
-/** The paper's theory values (Section 5.2 and Fig. 6). */
-export const PAPER_THEORY = {
-  scCifar10: { N: 50000, K: 10, b: 256, rho2: 10, mean: 824.487 },
-  scFig6: { N: 12, K: 3, b: 9, rho2: 1, mean: 12.12015, empirical: 12.12016, batches: 167960 },
-} as const;
+export { PAPER_SECTION_5_2, PAPER_TEST_ERROR, PAPER_THEORY };
 
 const LOSS_LABEL: Record<string, string> = { ce: "CE", "ce-fix": "CE-fix", sc: "SC" };
 
