@@ -26,6 +26,7 @@ import {
 import {
   CliError,
   CliHelp,
+  defaultConfig,
   parseExperimentArgsOrThrow,
   runDir,
   saveConfig,
@@ -485,6 +486,24 @@ Deno.test("cli: --help usage lists flags, descriptions and defaults", () => {
     ) assert.ok(e.text.includes(s), `usage contains ${s}:\n${e.text}`);
   }
   assert.equal(usage(spec, meta).split("\n")[0], "Usage: fig4 [options]");
+});
+
+Deno.test("cli: optional options are absent unless given (no sentinel defaults)", () => {
+  const spec = {
+    iterations: { type: "integer", optional: true, min: 1, description: "iterations (default: the mode's)" },
+    data: { type: "string", optional: true, description: "folder" },
+    lr: { type: "number", default: 0.1, description: "learning rate" },
+  } as const;
+  const none = parseExperimentArgsOrThrow([], spec, { name: "t" });
+  assert.deepStrictEqual(["iterations" in none, "data" in none, none.lr], [false, false, 0.1]);
+  const some = parseExperimentArgsOrThrow(["--iterations", "7", "--data", "d"], spec, { name: "t" });
+  const n: number | undefined = some.iterations; // typed as an optional number
+  assert.deepStrictEqual([n, some.data], [7, "d"]);
+  assert.throws(() => parseExperimentArgsOrThrow(["--iterations", "0"], spec, { name: "t" }), CliError);
+  assert.deepStrictEqual(Object.keys(defaultConfig(spec, "o")), ["lr", "out", "seed", "json", "quiet"]);
+  const text = usage(spec, { name: "t" });
+  assert.match(text, /--iterations N\s+iterations \(default: the mode's\) \[min 1\]\n/);
+  assert.match(text, /--data S\s+folder\n/);
 });
 
 Deno.test("cli: runDir and saveConfig", async () => {

@@ -42,10 +42,17 @@ type DefaultMap = {
   [K in keyof TypeMap]: TypeMap[K] extends (infer E)[] ? readonly E[] : TypeMap[K];
 };
 
-/** One option of kind `T`. `default` is required so the parsed config is total and typed. */
-export interface OptionSpecOf<T extends OptionType> {
+/**
+ * One option of kind `T`, with either a `default` (the parsed key is always set) or `optional: true` (the
+ * key is absent unless the flag is given: the caller's own default applies, no sentinel value needed).
+ */
+export type OptionSpecOf<T extends OptionType> =
+  & OptionBase<T>
+  & ({ default: DefaultMap[T]; optional?: never } | { optional: true; default?: never });
+
+/** What every option has. */
+export interface OptionBase<T extends OptionType> {
   type: T;
-  default: DefaultMap[T];
   description: string;
   /** Single-letter alias, e.g. `"e"` for `-e`. */
   short?: string;
@@ -70,9 +77,15 @@ export type OptionValue<O extends OptionSpec> = O extends
   : O extends { type: "string[]"; choices: readonly (infer C extends string)[] } ? C[]
   : TypeMap[O["type"]];
 
-/** The parsed config type for a spec, plus built-ins. */
+/** Keys of the options declared `optional: true`. */
+export type OptionalKeys<S extends OptionsSpec> = {
+  [K in keyof S]: S[K] extends { optional: true } ? K : never;
+}[keyof S];
+
+/** The parsed config type for a spec, plus built-ins; optional options are optional keys. */
 export type ExperimentConfig<S extends OptionsSpec> =
-  & { -readonly [K in keyof S]: OptionValue<S[K]> }
+  & { -readonly [K in Exclude<keyof S, OptionalKeys<S>>]: OptionValue<S[K]> }
+  & { -readonly [K in OptionalKeys<S>]?: OptionValue<S[K]> }
   & BuiltinConfig;
 
 /** Flags every experiment gets. */
@@ -169,10 +182,8 @@ export function usage(spec: OptionsSpec, meta: ExperimentMeta): string {
       s.max !== undefined ? `max ${s.max}` : "",
     ].filter(Boolean).join(", ");
     const neg = s.type === "boolean" ? ` (--no-${flag} to disable)` : "";
-    rows.push([
-      left,
-      `${s.description}${neg} [default: ${fmtDefault(s.default)}${bounds ? `; ${bounds}` : ""}]`,
-    ]);
+    const bracket = s.optional ? bounds : `default: ${fmtDefault(s.default)}${bounds ? `; ${bounds}` : ""}`;
+    rows.push([left, `${s.description}${neg}${bracket ? ` [${bracket}]` : ""}`]);
   }
   rows.push(
     ["    --out DIR", `output folder [default: ${meta.runsRoot ?? "runs"}/${meta.name}-<UTC timestamp>]`],
@@ -278,7 +289,7 @@ export function parseExperimentArgsOrThrow<const S extends OptionsSpec>(
     const flag = toFlag(key);
     const raw = v[flag];
     if (raw === undefined) {
-      cfg[key] = Array.isArray(s.default) ? [...s.default] : s.default;
+      if (!s.optional) cfg[key] = Array.isArray(s.default) ? [...s.default] : s.default;
       continue;
     }
     if (s.type === "boolean") {
@@ -346,13 +357,13 @@ export async function saveConfig(dir: string, config: object): Promise<string> {
 }
 
 /**
- * The configuration every option's default gives (lists copied), with `out`, seed 0 and no --json /
- * --quiet: what a script's `run(config)` gets when called from code rather than the command line.
+ * The configuration every option's default gives (lists copied; optional options absent), with `out`,
+ * seed 0 and no --json / --quiet: what a script's `run(config)` gets when called from code rather than the command line.
  */
 export function defaultConfig<const S extends OptionsSpec>(spec: S, out: string): ExperimentConfig<S> {
   const cfg: Record<string, unknown> = {};
   for (const [key, option] of Object.entries(spec)) {
-    cfg[key] = Array.isArray(option.default) ? [...option.default] : option.default;
+    if (!option.optional) cfg[key] = Array.isArray(option.default) ? [...option.default] : option.default;
   }
   return { ...cfg, out, seed: 0, json: false, quiet: false } as ExperimentConfig<S>;
 }
