@@ -19,70 +19,20 @@
  *
  * @module
  */
-import { Rng } from "../data/sampler.ts";
 import { join } from "node:path";
 import { initDevice } from "../engine/gpu.ts";
-import { TensorScope } from "../engine/scope.ts";
-import { tensor } from "../engine/tensor.ts";
-import "../engine/autograd.ts";
-import { supConLoss } from "../engine/ops/loss.ts";
-import { SGD } from "../engine/optim/sgd.ts";
-import { projectToSphere } from "../engine/optim/projection.ts";
 import { parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
 export type { VegaLiteSpec } from "./lib/plot.ts";
 import { writeCsv } from "./lib/csv.ts";
 import { grid, saveFigure, type VegaLiteSpec } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
 import { printJsonLine, writeSummary } from "./lib/summary.ts";
-import { ceBoundCorollary2, scAnchorValueAtSimplex } from "../theory/mod.ts";
+import { scAnchorValueAtSimplex } from "../theory/mod.ts";
 import { PAPER_FIG1 } from "./paper.ts";
-import {
-  balancedLabels,
-  type CeToyRecord,
-  FINAL_PHASE_OPTIONS,
-  sampleBall,
-  type ToyGeometry,
-  toyGeometry,
-  trainCeToy,
-} from "./toy/ce_toy.ts";
+import { type CeToyRecord, type ToyGeometry, toyGeometry, trainCeToy } from "./toy/ce_toy.ts";
+import { FIG1_OPTIONS, lambdaForBound, type ScToyResult, trainScToy } from "./fig1_core.ts";
 
-/** Command-line options of fig1 (besides --out, --seed, --json, --quiet). */
-export const FIG1_OPTIONS = {
-  nPerClass: { type: "integer", default: 100, min: 2, description: "points per class (3 classes)" },
-  rho2: { type: "number", default: 5, min: 1e-6, description: "ρ_Z² = 1/τ of the SC circle" },
-  scSteps: { type: "integer", default: 400, min: 1, description: "SC gradient steps" },
-  scLr: { type: "number", default: 0.05, min: 0, description: "SC learning rate (on the summed loss)" },
-  scSnapshots: {
-    type: "integer[]",
-    default: [0, 5, 7, 32, 50],
-    min: 0,
-    description: "SC snapshot steps (the final step is added)",
-  },
-  ceSteps: { type: "integer", default: 600, min: 1, description: "CE gradient steps" },
-  ceLrZ: { type: "number", default: 0.05, min: 0, description: "CE learning rate per point (Z's lr is ·N)" },
-  ceLrW: { type: "number", default: 0.05, min: 0, description: "CE learning rate of W" },
-  ceSnapshots: {
-    type: "integer[]",
-    default: [0, 3, 4, 5, 7],
-    min: 0,
-    description: "CE snapshot steps (the final step is added)",
-  },
-  lambda: {
-    type: "number",
-    default: 0,
-    min: 0,
-    description: "CE penalty λ (0: the λ whose Corollary 2 bound equals --ce-target)",
-  },
-  ceTarget: {
-    type: "number",
-    default: PAPER_FIG1.ce[5],
-    min: 1e-6,
-    description: "target final CE value for λ = 0",
-  },
-  momentum: { type: "number", default: 0.9, min: 0, max: 0.999, description: "momentum of both runs" },
-  ...FINAL_PHASE_OPTIONS,
-  logEvery: { type: "integer", default: 10, min: 1, description: "steps between loss readbacks" },
-} as const;
+export { FIG1_OPTIONS, lambdaForBound };
 
 /** Parsed configuration of fig1 (see {@link FIG1_OPTIONS}). */
 export interface Fig1Config {
@@ -171,22 +121,6 @@ export interface Fig1Summary {
   files: string[];
 }
 
-/** The λ whose Corollary 2 bound (K classes, ρ_Z) equals `target` (bisection in log λ). */
-export function lambdaForBound(K: number, rhoZ: number, target: number): number {
-  let lo = 1e-9, hi = 1e3; // bound increases with λ
-  if (!(ceBoundCorollary2(K, rhoZ, lo).bound < target && ceBoundCorollary2(K, rhoZ, hi).bound > target)) {
-    throw new RangeError(
-      `lambdaForBound: target ${target} outside the bound's range for K=${K}, ρ_Z=${rhoZ}`,
-    );
-  }
-  for (let i = 0; i < 200; i++) {
-    const mid = Math.sqrt(lo * hi);
-    if (ceBoundCorollary2(K, rhoZ, mid).bound < target) lo = mid;
-    else hi = mid;
-  }
-  return Math.sqrt(lo * hi);
-}
-
 function snapshotSteps(list: readonly number[], steps: number): number[] {
   return [...new Set([...list.filter((s) => s < steps), steps])].sort((a, b) => a - b);
 }
@@ -197,61 +131,27 @@ function gridSteps(every: number, steps: number): number[] {
 
 /**
  * Minimises the SC loss of the full batch of all points on the circle of radius √rho2 (Z projected
- * back after each step). Returns the loss curve (mean per anchor) and snapshots.
+ * back after every step; `trainScToy` of `fig1_core.ts`). Returns the loss curve (mean per anchor) and
+ * snapshots.
  */
-async function trainSc(cfg: Fig1Config, bar: Progress): Promise<{
-  records: { step: number; loss: number }[];
-  snapshots: Fig1Snapshot[];
-  Z: Float32Array;
-  labels: Int32Array;
-  seconds: number;
-}> {
-  const t0 = performance.now();
-  const K = 3, h = 2, N = K * cfg.nPerClass, rho = Math.sqrt(cfg.rho2), steps = cfg.scSteps;
-  const rng = new Rng(cfg.seed * 7919 + 1);
-  const labelsHost = balancedLabels(K, cfg.nPerClass);
-  const Z = tensor(sampleBall(N, h, rho, rng, true), [N, h], { requiresGrad: true, name: "Z" });
-  const labels = tensor(labelsHost, [N], { dtype: "i32" });
-  const opt = new SGD([Z], { lr: cfg.scLr, momentum: cfg.momentum, weightDecay: 0 });
-  const snaps = new Set(snapshotSteps(cfg.scSnapshots, steps));
-  const logs = new Set([...gridSteps(cfg.logEvery, steps), ...snaps]);
-  const finalStart = Math.round(steps * (1 - cfg.finalFraction));
-  const records: { step: number; loss: number }[] = [];
-  const snapshots: Fig1Snapshot[] = [];
+async function trainSc(cfg: Fig1Config, bar: Progress): Promise<ScToyResult> {
   let shown = 0;
-  try {
-    for (let step = 0; step <= steps; step++) {
-      const scope = new TensorScope();
-      try {
-        const loss = supConLoss(Z, labels);
-        if (logs.has(step)) {
-          const value = (await loss.item()) / N;
-          records.push({ step, loss: value });
-          if (snaps.has(step)) snapshots.push({ step, loss: value, Z: Float32Array.from(await Z.toArray()) });
-          bar.tick(step - shown, `SC ${value.toFixed(4)}`);
-          shown = step;
-        }
-        if (step === steps) break;
-        loss.backward();
-        opt.step(cfg.scLr * (step >= finalStart ? cfg.finalLrScale : 1));
-        opt.zeroGrad();
-        projectToSphere(Z, rho);
-      } finally {
-        scope.dispose();
-      }
-    }
-    return {
-      records,
-      snapshots,
-      Z: Float32Array.from(await Z.toArray()),
-      labels: labelsHost,
-      seconds: (performance.now() - t0) / 1000,
-    };
-  } finally {
-    Z.dispose();
-    labels.dispose();
-    opt.dispose();
-  }
+  return await trainScToy({
+    nPerClass: cfg.nPerClass,
+    rho2: cfg.rho2,
+    steps: cfg.scSteps,
+    lr: cfg.scLr,
+    momentum: cfg.momentum,
+    finalFraction: cfg.finalFraction,
+    finalLrScale: cfg.finalLrScale,
+    seed: cfg.seed * 7919 + 1,
+    logSteps: gridSteps(cfg.logEvery, cfg.scSteps),
+    snapshotSteps: snapshotSteps(cfg.scSnapshots, cfg.scSteps),
+    onLog: ({ step, loss }) => {
+      bar.tick(step - shown, `SC ${loss.toFixed(4)}`);
+      shown = step;
+    },
+  });
 }
 
 /** Runs both rows of Fig. 1 and writes CSVs, the figure and summary.json into `cfg.out`. */

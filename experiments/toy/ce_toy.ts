@@ -197,8 +197,9 @@ export interface CeToyOptions {
   logSteps?: readonly number[];
   /** Keep copies of Z and W at the log steps (for snapshot figures; default false). */
   keepSnapshots?: boolean;
-  /** Called after each readback (progress display). */
-  onLog?: (record: CeToyRecord) => void;
+  /** Called after each readback (progress display); awaited, so a caller can pause the run here, or end it
+   * by throwing (the tensors are freed). */
+  onLog?: (record: CeToyRecord) => void | Promise<void>;
 }
 
 /** One readback of the CE toy run. */
@@ -291,7 +292,7 @@ export async function trainCeToy(o: CeToyOptions): Promise<CeToyResult> {
       rec.W = Float32Array.from(w);
     }
     records.push(rec);
-    o.onLog?.(rec);
+    await o.onLog?.(rec);
   };
 
   try {
