@@ -224,6 +224,40 @@ function cmdRw(v: Values, json: boolean): string {
   return `r_W(K=${K}, rho_Z=${fmt(rho)}, lambda=${fmt(lam.lambda)}) = ${fmt(r, 17)}\n`;
 }
 
+/** What `sc-bound --json` prints besides the parameters: Theorem 2's values and the i.i.d. expectation. */
+export interface ScBoundSummary {
+  /** The method used ("exact" or "log"). */
+  method: string;
+  /** The bound's mean over all multisets 𝔅. */
+  mean: number;
+  /** |𝔅| as decimal digits (null when only its logarithm is known). */
+  numBatches: string | null;
+  /** log |𝔅|. */
+  logNumBatches: number;
+  /** log of the bound on L_SC (the sum over 𝔅). */
+  logTotal: number;
+  /** The bound on L_SC (null when it overflows). */
+  total: number | null;
+  /** The simplex value in expectation over i.i.d. batches. */
+  iidExpectation: number;
+}
+
+/** Theorem 2 as the CLI's `sc-bound` reports it (typed; the parameters are validated by the caller). */
+export function scBoundSummary(
+  p: { N: number; K: number; b: number; rho2: number; method?: "auto" | "exact" | "log" },
+): ScBoundSummary {
+  const r = scBound({ N: p.N, K: p.K, b: p.b, rho2: p.rho2, method: p.method ?? "auto" });
+  return {
+    method: r.method,
+    mean: r.mean,
+    numBatches: r.numBatches === null ? null : r.numBatches.toString(),
+    logNumBatches: r.logNumBatches,
+    logTotal: r.logTotal,
+    total: Number.isFinite(r.total) ? r.total : null,
+    iidExpectation: scBoundIidExpectation({ N: p.N, K: p.K, b: p.b, rho2: p.rho2 }),
+  };
+}
+
 function cmdScBound(v: Values, json: boolean): string {
   const N = intAtLeast(v, "N", 1);
   const K = intAtLeast(v, "K", 2);
@@ -235,35 +269,20 @@ function cmdScBound(v: Values, json: boolean): string {
   }
   if (N % K !== 0) throw new UsageError(`N must be divisible by K for balanced labels (got N=${N}, K=${K})`);
   validateScParams({ N, K, b, rho2 }, "sc-bound");
-  const r = scBound({ N, K, b, rho2, method });
-  const iid = scBoundIidExpectation({ N, K, b, rho2 });
-  if (json) {
-    return jsonLine({
-      command: "sc-bound",
-      N,
-      K,
-      b,
-      rho2,
-      rho,
-      method: r.method,
-      mean: r.mean,
-      numBatches: r.numBatches,
-      logNumBatches: r.logNumBatches,
-      logTotal: r.logTotal,
-      total: Number.isFinite(r.total) ? r.total : null,
-      iidExpectation: iid,
-    });
-  }
+  const s = scBoundSummary({ N, K, b, rho2, method });
+  if (json) return jsonLine({ command: "sc-bound", N, K, b, rho2, rho, ...s });
   const lines = [
-    `Theorem 2 (SC lower bound): N=${N} K=${K} b=${b} rho_Z^2=${fmt(rho2)} (method: ${r.method})`,
-    `  mean per multiset (bound / |B|):  ${fmt(r.mean)}`,
+    `Theorem 2 (SC lower bound): N=${N} K=${K} b=${b} rho_Z^2=${fmt(rho2)} (method: ${s.method})`,
+    `  mean per multiset (bound / |B|):  ${fmt(s.mean)}`,
     `  |B| = C(N+b-1, b):                ${
-      r.numBatches !== null ? bigToText(r.numBatches, r.logNumBatches) : expText(r.logNumBatches)
+      s.numBatches !== null ? bigToText(BigInt(s.numBatches), s.logNumBatches) : expText(s.logNumBatches)
     }`,
     `  bound on L_SC (sum over B):       ${
-      Number.isFinite(r.total) && r.total < 1e21 ? fmt(r.total) : expText(r.logTotal)
+      s.total !== null && s.total < 1e21 ? fmt(s.total) : expText(s.logTotal)
     }`,
-    `  i.i.d.-batch expectation:         ${fmt(iid)}  (b indices drawn uniformly with replacement)`,
+    `  i.i.d.-batch expectation:         ${
+      fmt(s.iidExpectation)
+    }  (b indices drawn uniformly with replacement)`,
   ];
   return lines.join("\n") + "\n";
 }
