@@ -1,0 +1,102 @@
+/// <reference lib="dom" />
+/**
+ * Small helpers shared by the panels: element look-up, validated number inputs, and the pause/stop
+ * gate a training loop awaits between steps.
+ *
+ * @module
+ */
+
+/** The element with id `id` (throws when the page lacks it). */
+export function $<T extends HTMLElement = HTMLElement>(id: string): T {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`page element #${id} is missing`);
+  return el as T;
+}
+
+/** Sets an element's text (for status lines, which are `aria-live` regions in the page). */
+export function setText(el: HTMLElement, text: string): void {
+  el.textContent = text;
+}
+
+/** The value of `<input id>` as a number, checked; throws an Error naming the field otherwise. */
+export function numberInput(id: string, o: { int?: boolean; min?: number; max?: number } = {}): number {
+  const el = $<HTMLInputElement>(id);
+  const label = document.querySelector(`label[for="${id}"]`)?.textContent?.trim() ?? id;
+  const v = Number(el.value.trim());
+  const bad = el.value.trim() === "" || !Number.isFinite(v) || (o.int && !Number.isInteger(v)) ||
+    (o.min !== undefined && v < o.min) || (o.max !== undefined && v > o.max);
+  el.setAttribute("aria-invalid", bad ? "true" : "false");
+  if (bad) {
+    const range = [o.min !== undefined ? `≥ ${o.min}` : "", o.max !== undefined ? `≤ ${o.max}` : ""]
+      .filter(Boolean).join(" and ");
+    throw new Error(`${label}: expected ${o.int ? "an integer" : "a number"}${range ? " " + range : ""}`);
+  }
+  return v;
+}
+
+/** Thrown out of {@link PauseGate.frame} when the run was stopped (reset). */
+export class RunStopped extends Error {
+  constructor() {
+    super("stopped");
+  }
+}
+
+/**
+ * Pause, resume and stop for a loop that awaits {@link PauseGate.frame} after each drawn step. The
+ * pause button toggles its label and `aria-pressed`.
+ */
+export class PauseGate {
+  #paused = false;
+  #stopped = false;
+  #wake: (() => void) | null = null;
+
+  /** @param button the pause/resume button (its clicks toggle the gate) */
+  constructor(readonly button?: HTMLButtonElement) {
+    button?.addEventListener("click", () => (this.#paused ? this.resume() : this.pause()));
+  }
+
+  /** Whether the loop is held. */
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Holds the loop at its next frame. */
+  pause(): void {
+    this.#paused = true;
+    this.#label();
+  }
+
+  /** Lets the loop go on. */
+  resume(): void {
+    this.#paused = false;
+    this.#label();
+    this.#wake?.();
+  }
+
+  /** Ends the loop at its next frame (it throws {@link RunStopped}). */
+  stop(): void {
+    this.#stopped = true;
+    this.#wake?.();
+  }
+
+  /** Clears pause and stop for a new run. */
+  reset(): void {
+    this.#paused = false;
+    this.#stopped = false;
+    this.#label();
+  }
+
+  /** Yields to the browser (so it paints), then waits while paused; throws when stopped. */
+  async frame(): Promise<void> {
+    await new Promise((r) => setTimeout(r, 0));
+    while (this.#paused && !this.#stopped) await new Promise<void>((r) => (this.#wake = r));
+    this.#wake = null;
+    if (this.#stopped) throw new RunStopped();
+  }
+
+  #label(): void {
+    if (!this.button) return;
+    this.button.textContent = this.#paused ? "Resume" : "Pause";
+    this.button.setAttribute("aria-pressed", String(this.#paused));
+  }
+}
