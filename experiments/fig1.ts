@@ -19,14 +19,10 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { initDevice } from "../engine/gpu.ts";
-import { parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
 export type { VegaLiteSpec } from "./lib/plot.ts";
-import { writeCsv } from "./lib/csv.ts";
-import { grid, saveFigure, type VegaLiteSpec } from "./lib/plot.ts";
+import { figureMain, runFigure } from "./lib/figure.ts";
+import { grid, type VegaLiteSpec } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
-import { printJsonLine, writeSummary } from "./lib/summary.ts";
 import { scAnchorValueAtSimplex } from "../theory/mod.ts";
 import { PAPER_FIG1 } from "./paper.ts";
 import { type CeToyRecord, type ToyGeometry, toyGeometry, trainCeToy } from "./toy/ce_toy.ts";
@@ -154,32 +150,51 @@ async function trainSc(cfg: Fig1Config, bar: Progress): Promise<ScToyResult> {
   });
 }
 
-/** Runs both rows of Fig. 1 and writes CSVs, the figure and summary.json into `cfg.out`. */
-export async function run(cfg: Fig1Config): Promise<Fig1Summary> {
-  const t0 = performance.now();
-  await initDevice();
-  const dir = await runDir(cfg.out);
-  await saveConfig(dir, cfg);
-  const K = 3, h = 2, n = cfg.nPerClass, N = K * n;
-  const bar = new Progress(cfg.scSteps + cfg.ceSteps, { label: "fig1", quiet: cfg.quiet, unit: "step" });
+/** Rows of fig1_snapshots.csv: the plotted points (and CE weights) of every panel. */
+function snapshotRows(
+  sc: { snapshots: Fig1Snapshot[]; labels: Int32Array },
+  ce: { snapshots: Fig1Snapshot[]; labels: Int32Array },
+  K: number,
+): Record<string, unknown>[] {
+  const rows: Record<string, unknown>[] = [];
+  const addRows = (method: string, snaps: Fig1Snapshot[], labels: Int32Array) => {
+    snaps.forEach((s, panel) => {
+      const base = { method, panel, step: s.step, loss: s.loss };
+      for (let i = 0; i < labels.length; i++) {
+        rows.push({ ...base, kind: "point", class: labels[i], x: s.Z[2 * i], y: s.Z[2 * i + 1] });
+      }
+      if (s.W) {
+        for (let k = 0; k < K; k++) {
+          rows.push({ ...base, kind: "weight", class: k, x: s.W[2 * k], y: s.W[2 * k + 1] });
+        }
+      }
+    });
+  };
+  addRows("SC", sc.snapshots, sc.labels);
+  addRows("CE", ce.snapshots, ce.labels);
+  return rows;
+}
 
-  // --- SC row.
-  const sc = await trainSc(cfg, bar);
-  const simplexValue = scAnchorValueAtSimplex(n, N, K, cfg.rho2);
-  const scFinal = sc.records[sc.records.length - 1].loss;
+/** The λ of the CE row and how it was chosen. */
+function chooseLambda(cfg: Fig1Config, K: number): { lambda: number; lambdaChoice: string } {
+  if (cfg.lambda > 0) {
+    return { lambda: cfg.lambda, lambdaChoice: `given on the command line (--lambda ${cfg.lambda})` };
+  }
+  return {
+    lambda: lambdaForBound(K, 1, cfg.ceTarget),
+    lambdaChoice:
+      `the λ whose Corollary 2 bound log(1 + 2e^{−1.5 r_W}) + 3λ r_W² (K = 3, ρ_Z = 1) equals the paper's ` +
+      `final value ${cfg.ceTarget}: the optimum of L_CE + λ‖W‖² is then ${cfg.ceTarget}`,
+  };
+}
 
-  // --- CE row.
-  const lambda = cfg.lambda > 0 ? cfg.lambda : lambdaForBound(K, 1, cfg.ceTarget);
-  const lambdaChoice = cfg.lambda > 0
-    ? `given on the command line (--lambda ${cfg.lambda})`
-    : `the λ whose Corollary 2 bound log(1 + 2e^{−1.5 r_W}) + 3λ r_W² (K = 3, ρ_Z = 1) equals the paper's ` +
-      `final value ${cfg.ceTarget}: the optimum of L_CE + λ‖W‖² is then ${cfg.ceTarget}`;
-  const ceSnapSet = new Set(snapshotSteps(cfg.ceSnapshots, cfg.ceSteps));
-  let shownCe = 0;
-  const ce = await trainCeToy({
-    K,
-    h,
-    nPerClass: n,
+/** The CE row: L_CE + λ‖W‖² over points in the unit disc and W (`trainCeToy`). */
+async function trainCe(cfg: Fig1Config, lambda: number, snapSteps: Set<number>, bar: Progress) {
+  let shown = 0;
+  return await trainCeToy({
+    K: 3,
+    h: 2,
+    nPerClass: cfg.nPerClass,
     lambda,
     rhoZ: 1,
     steps: cfg.ceSteps,
@@ -189,30 +204,52 @@ export async function run(cfg: Fig1Config): Promise<Fig1Summary> {
     finalFraction: cfg.finalFraction,
     finalLrScale: cfg.finalLrScale,
     seed: cfg.seed * 7919 + 2,
-    logSteps: [...new Set([...gridSteps(cfg.logEvery, cfg.ceSteps), ...ceSnapSet])],
+    logSteps: [...new Set([...gridSteps(cfg.logEvery, cfg.ceSteps), ...snapSteps])],
     keepSnapshots: true,
     onLog: (r) => {
-      bar.tick(r.step - shownCe, `CE ${r.objective.toFixed(4)}`);
-      shownCe = r.step;
+      bar.tick(r.step - shown, `CE ${r.objective.toFixed(4)}`);
+      shown = r.step;
     },
   });
-  bar.done();
-  const ceSnaps: Fig1Snapshot[] = ce.records.filter((r) => ceSnapSet.has(r.step)).map((r) => ({
-    step: r.step,
-    loss: r.objective,
-    Z: r.Z!,
-    W: r.W!,
-  }));
-  const ceLast: CeToyRecord = ce.records[ce.records.length - 1];
-  const wNorms = ce.geometry.weightNorms ?? [];
-  const meanWNorm = wNorms.reduce((a, b) => a + b, 0) / wNorms.length;
+}
 
-  // --- Files.
-  const files = [join(dir, "fig1_sc.csv"), join(dir, "fig1_ce.csv"), join(dir, "fig1_snapshots.csv")];
-  await writeCsv(files[0], sc.records.map((r) => ({ ...r, simplexValue })));
-  await writeCsv(
-    files[1],
-    ce.records.map((r) => ({
+/** The paper's values next to ours on stderr. */
+function printFig1(s: Fig1Summary, dir: string): void {
+  const f = (v: number) => v.toFixed(3);
+  console.error(`SC ours : ${s.sc.snapshots.map((x) => f(x.loss)).join(" → ")}`);
+  console.error(`SC paper: ${PAPER_FIG1.sc.map(f).join(" → ")}   (simplex ${s.sc.simplexValue.toFixed(6)})`);
+  console.error(`CE ours : ${s.ce.snapshots.map((x) => f(x.objective)).join(" → ")}`);
+  console.error(
+    `CE paper: ${PAPER_FIG1.ce.map(f).join(" → ")}   (λ = ${s.ce.lambda.toPrecision(6)}, bound ${
+      s.ce.corollary2.bound.toFixed(6)
+    })`,
+  );
+  console.error(`fig1 done in ${s.seconds.total.toFixed(1)} s → ${dir}`);
+}
+
+/** Runs both rows of Fig. 1 and writes CSVs, the figure and summary.json into `cfg.out`. */
+export function run(cfg: Fig1Config): Promise<Fig1Summary> {
+  return runFigure(cfg, async () => {
+    const K = 3, h = 2, n = cfg.nPerClass, N = K * n;
+    const bar = new Progress(cfg.scSteps + cfg.ceSteps, { label: "fig1", quiet: cfg.quiet, unit: "step" });
+    const sc = await trainSc(cfg, bar);
+    const simplexValue = scAnchorValueAtSimplex(n, N, K, cfg.rho2);
+    const scFinal = sc.records[sc.records.length - 1].loss;
+    const { lambda, lambdaChoice } = chooseLambda(cfg, K);
+    const ceSnapSet = new Set(snapshotSteps(cfg.ceSnapshots, cfg.ceSteps));
+    const ce = await trainCe(cfg, lambda, ceSnapSet, bar);
+    bar.done();
+    const ceRecords = ce.records.filter((r) => ceSnapSet.has(r.step));
+    const ceSnaps: Fig1Snapshot[] = ceRecords.map((r) => ({
+      step: r.step,
+      loss: r.objective,
+      Z: r.Z!,
+      W: r.W!,
+    }));
+    const ceLast: CeToyRecord = ce.records[ce.records.length - 1];
+    const wNorms = ce.geometry.weightNorms ?? [];
+    const meanWNorm = wNorms.reduce((a, b) => a + b, 0) / wNorms.length;
+    const ceRows = ce.records.map((r) => ({
       step: r.step,
       ce: r.ce,
       ceF64: r.ceF64,
@@ -220,97 +257,47 @@ export async function run(cfg: Fig1Config): Promise<Fig1Summary> {
       objective: r.objective,
       meanWNorm: r.meanWNorm,
       bound: ce.bound,
-    })),
-  );
-  const snapRows: Record<string, unknown>[] = [];
-  const addRows = (method: string, snaps: Fig1Snapshot[], labels: Int32Array) => {
-    snaps.forEach((s, panel) => {
-      for (let i = 0; i < labels.length; i++) {
-        snapRows.push({
-          method,
-          panel,
-          step: s.step,
-          loss: s.loss,
-          kind: "point",
-          class: labels[i],
-          x: s.Z[2 * i],
-          y: s.Z[2 * i + 1],
-        });
-      }
-      if (s.W) {
-        for (let k = 0; k < K; k++) {
-          snapRows.push({
-            method,
-            panel,
-            step: s.step,
-            loss: s.loss,
-            kind: "weight",
-            class: k,
-            x: s.W[2 * k],
-            y: s.W[2 * k + 1],
-          });
-        }
-      }
-    });
-  };
-  addRows("SC", sc.snapshots, sc.labels);
-  addRows("CE", ceSnaps, ce.labels);
-  await writeCsv(files[2], snapRows);
-  const fig = await saveFigure(
-    dir,
-    "fig1",
-    fig1Spec(sc.snapshots, sc.labels, ceSnaps, ce.labels, cfg, lambda),
-  );
-  files.push(fig.svg, fig.png!);
-
-  const summary: Fig1Summary = {
-    experiment: "fig1",
-    paper: PAPER_FIG1,
-    sc: {
-      rho2: cfg.rho2,
-      steps: cfg.scSteps,
-      snapshots: sc.snapshots.map((s) => ({ step: s.step, loss: s.loss })),
-      final: scFinal,
-      simplexValue,
-      gap: scFinal - simplexValue,
-      geometry: toyGeometry(sc.Z, sc.labels, K, h),
-    },
-    ce: {
-      lambda,
-      lambdaChoice,
-      steps: cfg.ceSteps,
-      snapshots: ce.records.filter((r) => ceSnapSet.has(r.step)).map((r) => ({
-        step: r.step,
-        objective: r.objective,
-        ce: r.ce,
-      })),
-      final: { objective: ceLast.objective, ce: ceLast.ce, ceF64: ceLast.ceF64, penalty: ceLast.penalty },
-      corollary2: {
-        bound: ce.bound,
-        rW: ce.rW,
-        relGap: (ceLast.objective - ce.bound) / ce.bound,
-        meanWNorm,
-        relGapWNorm: (meanWNorm - ce.rW) / ce.rW,
-      },
-      geometry: ce.geometry,
-    },
-    seconds: { sc: sc.seconds, ce: ce.seconds, total: (performance.now() - t0) / 1000 },
-    files: [...files, join(dir, "summary.json"), join(dir, "config.json")],
-  };
-  await writeSummary(dir, summary);
-  if (!cfg.quiet) {
-    const f = (v: number) => v.toFixed(3);
-    console.error(`SC ours : ${summary.sc.snapshots.map((s) => f(s.loss)).join(" → ")}`);
-    console.error(`SC paper: ${PAPER_FIG1.sc.map(f).join(" → ")}   (simplex ${simplexValue.toFixed(6)})`);
-    console.error(`CE ours : ${summary.ce.snapshots.map((s) => f(s.objective)).join(" → ")}`);
-    console.error(
-      `CE paper: ${PAPER_FIG1.ce.map(f).join(" → ")}   (λ = ${lambda.toPrecision(6)}, bound ${
-        ce.bound.toFixed(6)
-      })`,
-    );
-    console.error(`fig1 done in ${summary.seconds.total.toFixed(1)} s → ${dir}`);
-  }
-  return summary;
+    }));
+    return {
+      csvs: [
+        ["fig1_sc.csv", sc.records.map((r) => ({ ...r, simplexValue }))],
+        ["fig1_ce.csv", ceRows],
+        ["fig1_snapshots.csv", snapshotRows(sc, { snapshots: ceSnaps, labels: ce.labels }, K)],
+      ],
+      figure: { name: "fig1", spec: fig1Spec(sc.snapshots, sc.labels, ceSnaps, ce.labels, cfg, lambda) },
+      summary: ({ files, seconds }): Fig1Summary => ({
+        experiment: "fig1",
+        paper: PAPER_FIG1,
+        sc: {
+          rho2: cfg.rho2,
+          steps: cfg.scSteps,
+          snapshots: sc.snapshots.map((s) => ({ step: s.step, loss: s.loss })),
+          final: scFinal,
+          simplexValue,
+          gap: scFinal - simplexValue,
+          geometry: toyGeometry(sc.Z, sc.labels, K, h),
+        },
+        ce: {
+          lambda,
+          lambdaChoice,
+          steps: cfg.ceSteps,
+          snapshots: ceRecords.map((r) => ({ step: r.step, objective: r.objective, ce: r.ce })),
+          final: { objective: ceLast.objective, ce: ceLast.ce, ceF64: ceLast.ceF64, penalty: ceLast.penalty },
+          corollary2: {
+            bound: ce.bound,
+            rW: ce.rW,
+            relGap: (ceLast.objective - ce.bound) / ce.bound,
+            meanWNorm,
+            relGapWNorm: (meanWNorm - ce.rW) / ce.rW,
+          },
+          geometry: ce.geometry,
+        },
+        seconds: { sc: sc.seconds, ce: ce.seconds, total: seconds },
+        files,
+      }),
+      report: printFig1,
+    };
+  });
 }
 
 const CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
@@ -425,10 +412,8 @@ export function fig1Spec(
 }
 
 if (import.meta.main) {
-  const cfg = parseExperimentArgs(Deno.args, FIG1_OPTIONS, {
+  await figureMain(FIG1_OPTIONS, {
     name: "fig1",
     description: "Figure 1: SC and CE toy problems (3 classes × 100 points in 2D) converging to the simplex.",
-  });
-  const summary = await run(cfg);
-  if (cfg.json) printJsonLine(summary);
+  }, run);
 }

@@ -16,14 +16,10 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { initDevice } from "../engine/gpu.ts";
-import { parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
 export type { VegaLiteSpec } from "./lib/plot.ts";
-import { writeCsv } from "./lib/csv.ts";
-import { hconcat, saveFigure, type VegaLiteSpec } from "./lib/plot.ts";
+import { figureMain, runFigure } from "./lib/figure.ts";
+import { hconcat, type VegaLiteSpec } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
-import { printJsonLine, writeSummary } from "./lib/summary.ts";
 import { ceBoundCorollary2 } from "../theory/mod.ts";
 import { FINAL_PHASE_OPTIONS, rowNorms, trainCeToy } from "./toy/ce_toy.ts";
 
@@ -162,24 +158,16 @@ export interface Fig4Summary {
   files: string[];
 }
 
-/** Runs the λ sweep and writes the CSVs, the figure and summary.json into `cfg.out`. */
-export async function run(cfg: Fig4Config): Promise<Fig4Summary> {
-  const t0 = performance.now();
-  if (cfg.h < cfg.k - 1) {
-    console.error(`fig4: warning: h=${cfg.h} < K−1=${cfg.k - 1}: the bound is not attainable`);
-  }
-  await initDevice();
-  const dir = await runDir(cfg.out);
-  await saveConfig(dir, cfg);
-  const lambdas = [...cfg.lambdas];
+/** The sweep: one CE toy run per λ; the rows of fig4.csv and the curves of fig4_curves.csv. */
+async function sweep(cfg: Fig4Config): Promise<{ rows: Fig4Row[]; curves: Record<string, number>[] }> {
   const logSteps = Array.from(
     { length: Math.floor(cfg.steps / cfg.logEvery) + 1 },
     (_, i) => i * cfg.logEvery,
   );
-  const bar = new Progress(lambdas.length * cfg.steps, { label: "fig4", quiet: cfg.quiet, unit: "step" });
+  const bar = new Progress(cfg.lambdas.length * cfg.steps, { label: "fig4", quiet: cfg.quiet, unit: "step" });
   const rows: Fig4Row[] = [];
   const curves: Record<string, number>[] = [];
-  for (const [i, lambda] of lambdas.entries()) {
+  for (const [i, lambda] of [...cfg.lambdas].entries()) {
     let done = 0;
     const res = await trainCeToy({
       K: cfg.k,
@@ -235,28 +223,14 @@ export async function run(cfg: Fig4Config): Promise<Fig4Summary> {
     });
   }
   bar.done();
+  return { rows, curves };
+}
 
-  // Dense theory curves for the figure.
-  const lo = Math.min(...lambdas), hi = Math.max(...lambdas);
-  const theory = Array.from({ length: 101 }, (_, i) => {
-    const lambda = Math.exp(Math.log(lo) + (i * (Math.log(hi) - Math.log(lo))) / 100);
-    const c = ceBoundCorollary2(cfg.k, cfg.rhoZ, lambda);
-    return { lambda, rW: c.rW, bound: c.bound };
-  });
-  const files = [
-    join(dir, "fig4.csv"),
-    join(dir, "fig4_curves.csv"),
-    join(dir, "fig4_theory.csv"),
-  ];
-  await writeCsv(files[0], rows as unknown as Record<string, unknown>[]);
-  await writeCsv(files[1], curves);
-  await writeCsv(files[2], theory);
-  const fig = await saveFigure(dir, "fig4", fig4Spec(rows, theory, cfg));
-  files.push(fig.svg, fig.png!);
-
+/** The summary of a sweep (every field of summary.json but the wall time and the files). */
+function fig4Summary(cfg: Fig4Config, rows: Fig4Row[]): Omit<Fig4Summary, "seconds" | "files"> {
   const maxRelGapObjective = Math.max(...rows.map((r) => Math.abs(r.relGapObjective)));
   const maxRelGapWNorm = Math.max(...rows.map((r) => Math.abs(r.relGapWNorm)));
-  const summary: Fig4Summary = {
+  return {
     experiment: "fig4",
     paper: {
       claim: "the Corollary 2 bound closely matches the minimised L2-regularised CE loss, and the mean " +
@@ -282,28 +256,51 @@ export async function run(cfg: Fig4Config): Promise<Fig4Summary> {
     tolerance: cfg.tolerance,
     pass: maxRelGapObjective <= cfg.tolerance && maxRelGapWNorm <= cfg.tolerance &&
       rows.every((r) => r.relGapObjective >= -1e-5),
-    seconds: (performance.now() - t0) / 1000,
-    files: [...files, join(dir, "summary.json"), join(dir, "config.json")],
   };
-  await writeSummary(dir, summary);
-  if (!cfg.quiet) {
-    console.error("   λ        r_W      mean‖w‖    rel       bound      objective  rel");
-    for (const r of rows) {
-      console.error(
-        `${r.lambda.toExponential(2).padStart(9)} ${r.rW.toFixed(6)} ${r.meanWNorm.toFixed(6)} ${
-          r.relGapWNorm.toExponential(1).padStart(8)
-        }  ${r.bound.toFixed(6)}  ${r.objective.toFixed(6)} ${
-          r.relGapObjective.toExponential(1).padStart(8)
-        }`,
-      );
-    }
+}
+
+/** The result table on stderr. */
+function printFig4(summary: Fig4Summary, cfg: Fig4Config, dir: string): void {
+  console.error("   λ        r_W      mean‖w‖    rel       bound      objective  rel");
+  for (const r of summary.rows) {
     console.error(
-      `fig4: ${summary.pass ? "PASS" : "FAIL"} (tolerance ${cfg.tolerance}) in ${
-        summary.seconds.toFixed(1)
-      } s → ${dir}`,
+      `${r.lambda.toExponential(2).padStart(9)} ${r.rW.toFixed(6)} ${r.meanWNorm.toFixed(6)} ${
+        r.relGapWNorm.toExponential(1).padStart(8)
+      }  ${r.bound.toFixed(6)}  ${r.objective.toFixed(6)} ${r.relGapObjective.toExponential(1).padStart(8)}`,
     );
   }
-  return summary;
+  console.error(
+    `fig4: ${summary.pass ? "PASS" : "FAIL"} (tolerance ${cfg.tolerance}) in ${
+      summary.seconds.toFixed(1)
+    } s → ${dir}`,
+  );
+}
+
+/** Runs the λ sweep and writes the CSVs, the figure and summary.json into `cfg.out`. */
+export function run(cfg: Fig4Config): Promise<Fig4Summary> {
+  if (cfg.h < cfg.k - 1) {
+    console.error(`fig4: warning: h=${cfg.h} < K−1=${cfg.k - 1}: the bound is not attainable`);
+  }
+  return runFigure(cfg, async () => {
+    const { rows, curves } = await sweep(cfg);
+    // Dense theory curves for the figure.
+    const lo = Math.min(...cfg.lambdas), hi = Math.max(...cfg.lambdas);
+    const theory = Array.from({ length: 101 }, (_, i) => {
+      const lambda = Math.exp(Math.log(lo) + (i * (Math.log(hi) - Math.log(lo))) / 100);
+      const c = ceBoundCorollary2(cfg.k, cfg.rhoZ, lambda);
+      return { lambda, rW: c.rW, bound: c.bound };
+    });
+    return {
+      csvs: [
+        ["fig4.csv", rows as unknown as Record<string, unknown>[]],
+        ["fig4_curves.csv", curves],
+        ["fig4_theory.csv", theory],
+      ],
+      figure: { name: "fig4", spec: fig4Spec(rows, theory, cfg) },
+      summary: ({ files, seconds }) => ({ ...fig4Summary(cfg, rows), seconds, files }),
+      report: (summary, dir) => printFig4(summary, cfg, dir),
+    };
+  });
 }
 
 /** The two panels of the paper's Fig. 4: ‖w_y‖ vs r_W (left) and objective vs bound (right), log λ. */
@@ -362,10 +359,8 @@ export function fig4Spec(
 }
 
 if (import.meta.main) {
-  const cfg = parseExperimentArgs(Deno.args, FIG4_OPTIONS, {
+  await figureMain(FIG4_OPTIONS, {
     name: "fig4",
     description: "Figure 4: minimised L_CE + λ‖W‖² and mean ‖w_y‖ against Corollary 2 over a λ sweep.",
-  });
-  const summary = await run(cfg);
-  if (cfg.json) printJsonLine(summary);
+  }, run);
 }

@@ -20,15 +20,13 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { gpu, initDevice } from "../engine/gpu.ts";
+import { gpu } from "../engine/gpu.ts";
 import { tensor } from "../engine/tensor.ts";
 import { MultisetTable, scSphereDescent } from "../engine/ops/sc_multiset.ts";
-import { type ExperimentConfig, parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
-import { writeCsv } from "./lib/csv.ts";
-import { grid, saveFigure, type VegaLiteSpec } from "./lib/plot.ts";
+import type { ExperimentConfig } from "./lib/cli.ts";
+import { figureMain, runFigure } from "./lib/figure.ts";
+import { grid, type VegaLiteSpec } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
-import { printJsonLine, writeSummary } from "./lib/summary.ts";
 import { Rng } from "../data/sampler.ts";
 import { scLossAtSimplex, scLossOccurrencesF64 } from "../theory/mod.ts";
 
@@ -116,12 +114,8 @@ function angleDeg(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return (2 * Math.atan2(Math.sqrt(d2), Math.sqrt(s2)) * 180) / Math.PI;
 }
 
-/** Runs the per-batch minimisations and writes the CSVs, the figure and summary.json into `cfg.out`. */
-export async function run(cfg: Fig5Config): Promise<Fig5Summary> {
-  const t0 = performance.now();
-  await initDevice();
-  const dir = await runDir(cfg.out);
-  await saveConfig(dir, cfg);
+/** The label configurations of a config, their number of classes K and their common batch size b. */
+function parseConfigs(cfg: Fig5Config): { configs: number[][]; K: number; b: number } {
   const configs = cfg.configs.map(parseConfig);
   const K = Math.max(...configs.map((c) => c.length));
   const b = configs[0].reduce((a, v) => a + v, 0);
@@ -130,13 +124,19 @@ export async function run(cfg: Fig5Config): Promise<Fig5Summary> {
       throw new RangeError(`fig5: all configurations need the same batch size`);
     }
   }
-  const h = 2, rho = cfg.rho, R = cfg.restarts, C = configs.length;
-  // Problem p = config·R + restart: b free points (one per occurrence), labels from the configuration.
+  return { configs, K, b };
+}
+
+/**
+ * Problem p = config·R + restart: b free points (one per occurrence), labels from the configuration;
+ * all minimised at once on the GPU. Returns the final points, flat [C·R·b·2].
+ */
+async function descend(cfg: Fig5Config, labelOf: number[][], b: number): Promise<Float64Array> {
+  const h = 2, R = cfg.restarts, C = labelOf.length;
   const rng = new Rng(cfg.seed);
   const z0 = new Float32Array(C * R * b * h);
   for (let i = 0; i < z0.length; i++) z0[i] = rng.normal();
   const labels = new Int32Array(C * R * b);
-  const labelOf = configs.map((c) => c.flatMap((m, y) => new Array<number>(m).fill(y)));
   for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) labels.set(labelOf[c], (c * R + r) * b);
   const table = MultisetTable.fromCounts([new Array<number>(b).fill(1)], b);
   const zT = tensor(z0, [C * R, b, h]);
@@ -147,7 +147,7 @@ export async function run(cfg: Fig5Config): Promise<Fig5Summary> {
     lr: cfg.lr,
     power: cfg.lrPower,
     momentum: cfg.momentum,
-    radius: rho,
+    radius: cfg.rho,
     stepsPerDispatch: 500,
     onProgress: async (done) => {
       await gpu().sync();
@@ -161,155 +161,193 @@ export async function run(cfg: Fig5Config): Promise<Fig5Summary> {
   zT.dispose();
   yT.dispose();
   table.dispose();
+  return zAll;
+}
 
-  const rows: Fig5Row[] = [];
-  const restartRows: Record<string, unknown>[] = [];
-  const pointRows: Record<string, unknown>[] = [];
-  for (let c = 0; c < C; c++) {
-    const counts = configs[c];
-    const name = `(${counts.join(", ")})`;
-    let best = Infinity, bestR = 0, worst = -Infinity;
-    const lossesR: number[] = [];
-    for (let r = 0; r < R; r++) {
-      const off = (c * R + r) * b * h;
-      const pts = Array.from({ length: b }, (_, i) => {
-        const x = zAll[off + i * h], y = zAll[off + i * h + 1];
-        const n = Math.hypot(x, y) / rho;
-        return [x / n, y / n];
-      });
-      const loss = scLossOccurrencesF64(pts, labelOf[c]).loss;
-      lossesR.push(loss);
-      restartRows.push({ config: name, restart: r, loss });
-      if (loss < best) (best = loss), (bestR = r);
-      worst = Math.max(worst, loss);
-    }
-    const off = (c * R + bestR) * b * h;
-    // Canonical orientation for the drawing (the loss is rotation invariant): the mean of the first
-    // class present points along +x.
-    const first = labelOf[c][0];
-    let mx = 0, my = 0;
-    for (let i = 0; i < b; i++) {
-      if (labelOf[c][i] === first) (mx += zAll[off + i * h]), (my += zAll[off + i * h + 1]);
-    }
-    const rot = -Math.atan2(my, mx);
+/** Rows of fig5.csv, fig5_restarts.csv and fig5_points.csv. */
+interface Fig5Tables {
+  rows: Fig5Row[];
+  restartRows: Record<string, unknown>[];
+  pointRows: Record<string, unknown>[];
+}
+
+/** The restarts of configuration `c`: the best one's loss, geometry and points (appended to `t`). */
+function analyseConfig(
+  run: {
+    cfg: Fig5Config;
+    configs: number[][];
+    labelOf: number[][];
+    zAll: Float64Array;
+    K: number;
+    b: number;
+  },
+  c: number,
+  t: Fig5Tables,
+): void {
+  const { cfg, configs, labelOf, zAll, K, b } = run;
+  const h = 2, rho = cfg.rho, R = cfg.restarts;
+  const { rows, restartRows, pointRows } = t;
+  const counts = configs[c];
+  const name = `(${counts.join(", ")})`;
+  let best = Infinity, bestR = 0, worst = -Infinity;
+  const lossesR: number[] = [];
+  for (let r = 0; r < R; r++) {
+    const off = (c * R + r) * b * h;
     const pts = Array.from({ length: b }, (_, i) => {
-      const x0 = zAll[off + i * h], y0 = zAll[off + i * h + 1];
-      const x = Math.cos(rot) * x0 - Math.sin(rot) * y0, y = Math.sin(rot) * x0 + Math.cos(rot) * y0;
+      const x = zAll[off + i * h], y = zAll[off + i * h + 1];
       const n = Math.hypot(x, y) / rho;
       return [x / n, y / n];
     });
-    const present = counts.map((m, y) => ({ m, y })).filter((e) => e.m > 0);
-    const means = present.map(({ y }) => {
-      const m = [0, 0];
-      pts.forEach((p, i) => {
-        if (labelOf[c][i] === y) (m[0] += p[0]), (m[1] += p[1]);
-      });
-      return m;
-    });
-    const classMeanAnglesDeg: number[] = [];
-    for (let a = 0; a < means.length; a++) {
-      for (let e = a + 1; e < means.length; e++) classMeanAnglesDeg.push(angleDeg(means[a], means[e]));
-    }
-    let maxWithin = 0;
+    const loss = scLossOccurrencesF64(pts, labelOf[c]).loss;
+    lossesR.push(loss);
+    restartRows.push({ config: name, restart: r, loss });
+    if (loss < best) (best = loss), (bestR = r);
+    worst = Math.max(worst, loss);
+  }
+  const off = (c * R + bestR) * b * h;
+  // Canonical orientation for the drawing (the loss is rotation invariant): the mean of the first
+  // class present points along +x.
+  const first = labelOf[c][0];
+  let mx = 0, my = 0;
+  for (let i = 0; i < b; i++) {
+    if (labelOf[c][i] === first) (mx += zAll[off + i * h]), (my += zAll[off + i * h + 1]);
+  }
+  const rot = -Math.atan2(my, mx);
+  const pts = Array.from({ length: b }, (_, i) => {
+    const x0 = zAll[off + i * h], y0 = zAll[off + i * h + 1];
+    const x = Math.cos(rot) * x0 - Math.sin(rot) * y0, y = Math.sin(rot) * x0 + Math.cos(rot) * y0;
+    const n = Math.hypot(x, y) / rho;
+    return [x / n, y / n];
+  });
+  const present = counts.map((m, y) => ({ m, y })).filter((e) => e.m > 0);
+  const means = present.map(({ y }) => {
+    const m = [0, 0];
     pts.forEach((p, i) => {
-      const idx = present.findIndex((e) => e.y === labelOf[c][i]);
-      maxWithin = Math.max(maxWithin, angleDeg(p, means[idx]));
+      if (labelOf[c][i] === y) (m[0] += p[0]), (m[1] += p[1]);
     });
-    const simplexLoss = scLossAtSimplex(counts, rho * rho, K);
-    rows.push({
-      config: name,
-      counts,
-      minLoss: best,
-      simplexLoss,
-      gapToSimplex: simplexLoss - best,
-      restartsAtMin: lossesR.filter((l) => l <= best + 1e-6).length,
-      maxRestartLoss: worst,
-      classMeanAnglesDeg,
-      maxWithinClassAngleDeg: maxWithin,
-    });
-    const placed: number[][] = [];
-    pts.forEach((p, i) => {
-      const y = labelOf[c][i];
-      const first = labelOf[c].indexOf(y) === i;
-      const m = means[present.findIndex((e) => e.y === y)];
-      // Multiplicity labels of classes at the same spot are fanned out by ±16° so both stay readable.
-      let ang = Math.atan2(m[1], m[0]);
-      if (first) {
-        for (
-          let tries = 0;
-          tries < 6 &&
-          placed.some((q) => Math.abs(Math.atan2(Math.sin(ang - q[0]), Math.cos(ang - q[0]))) < 0.2);
-          tries++
-        ) {
-          ang += (tries % 2 === 0 ? 1 : -1) * 0.28 * (tries + 1);
-        }
-        placed.push([ang]);
+    return m;
+  });
+  const classMeanAnglesDeg: number[] = [];
+  for (let a = 0; a < means.length; a++) {
+    for (let e = a + 1; e < means.length; e++) classMeanAnglesDeg.push(angleDeg(means[a], means[e]));
+  }
+  let maxWithin = 0;
+  pts.forEach((p, i) => {
+    const idx = present.findIndex((e) => e.y === labelOf[c][i]);
+    maxWithin = Math.max(maxWithin, angleDeg(p, means[idx]));
+  });
+  const simplexLoss = scLossAtSimplex(counts, rho * rho, K);
+  rows.push({
+    config: name,
+    counts,
+    minLoss: best,
+    simplexLoss,
+    gapToSimplex: simplexLoss - best,
+    restartsAtMin: lossesR.filter((l) => l <= best + 1e-6).length,
+    maxRestartLoss: worst,
+    classMeanAnglesDeg,
+    maxWithinClassAngleDeg: maxWithin,
+  });
+  const placed: number[][] = [];
+  pts.forEach((p, i) => {
+    const y = labelOf[c][i];
+    const first = labelOf[c].indexOf(y) === i;
+    const m = means[present.findIndex((e) => e.y === y)];
+    // Multiplicity labels of classes at the same spot are fanned out by ±16° so both stay readable.
+    let ang = Math.atan2(m[1], m[0]);
+    if (first) {
+      for (
+        let tries = 0;
+        tries < 6 &&
+        placed.some((q) => Math.abs(Math.atan2(Math.sin(ang - q[0]), Math.cos(ang - q[0]))) < 0.2);
+        tries++
+      ) {
+        ang += (tries % 2 === 0 ? 1 : -1) * 0.28 * (tries + 1);
       }
-      pointRows.push({
-        config: name,
-        point: i,
-        label: y,
-        x: p[0],
-        y: p[1],
-        angleDeg: (Math.atan2(p[1], p[0]) * 180) / Math.PI,
-        // Multiplicity label placed just outside the circle at the class mean direction (first point only).
-        tx: first ? 1.22 * rho * Math.cos(ang) : null,
-        ty: first ? 1.22 * rho * Math.sin(ang) : null,
-        text: first ? String(counts[y]) : "",
-      });
-    });
-  }
-
-  const files = [join(dir, "fig5.csv"), join(dir, "fig5_restarts.csv"), join(dir, "fig5_points.csv")];
-  await writeCsv(
-    files[0],
-    rows.map((r) => ({
-      ...r,
-      counts: r.counts.join("-"),
-      classMeanAnglesDeg: r.classMeanAnglesDeg.map((a) => a.toFixed(4)).join(" "),
-    })),
-  );
-  await writeCsv(files[1], restartRows);
-  await writeCsv(files[2], pointRows);
-  const fig = await saveFigure(dir, "fig5", fig5Spec(rows, pointRows, rho, K));
-  files.push(fig.svg, fig.png!);
-  const summary: Fig5Summary = {
-    experiment: "fig5",
-    paper: {
-      claim: "the minimising configuration of a single batch's SC loss depends on its label configuration " +
-        "(Fig. 5, drawn only): there is no simultaneous minimiser of all batch-wise losses",
-      setting: "K = 3 classes on S¹, b = 9, label configurations (7,2,0) (6,2,1) (5,3,1) (4,4,1) (7,1,1) " +
-        "(5,2,2) (3,3,3)",
-    },
-    setting: {
-      K,
-      b,
-      rho,
-      restarts: R,
-      steps: cfg.steps,
-      optimiser: `projected heavy-ball GD on the circle (tangent gradient, normalisation), lr ${cfg.lr}·` +
-        `(1 − s/T)^${cfg.lrPower}, momentum ${cfg.momentum}, best of ${R} Gaussian starts`,
-    },
-    rows,
-    pass: rows.every((r) => r.minLoss <= r.simplexLoss + 1e-6) && rows.some((r) => r.gapToSimplex > 1e-3),
-    seconds: (performance.now() - t0) / 1000,
-    files: [...files, join(dir, "summary.json"), join(dir, "config.json")],
-  };
-  await writeSummary(dir, summary);
-  if (!cfg.quiet) {
-    console.error("config        min ℓ_SC     simplex ℓ_SC   simplex − min   class-mean angles (°)");
-    for (const r of rows) {
-      console.error(
-        `${r.config.padEnd(12)} ${r.minLoss.toFixed(6).padStart(10)}   ${
-          r.simplexLoss.toFixed(6).padStart(10)
-        }   ${r.gapToSimplex.toExponential(3).padStart(11)}   ${
-          r.classMeanAnglesDeg.map((a) => a.toFixed(2)).join(", ")
-        }`,
-      );
+      placed.push([ang]);
     }
-    console.error(`fig5: ${summary.pass ? "PASS" : "FAIL"} in ${summary.seconds.toFixed(1)} s → ${dir}`);
+    pointRows.push({
+      config: name,
+      point: i,
+      label: y,
+      x: p[0],
+      y: p[1],
+      angleDeg: (Math.atan2(p[1], p[0]) * 180) / Math.PI,
+      // Multiplicity label placed just outside the circle at the class mean direction (first point only).
+      tx: first ? 1.22 * rho * Math.cos(ang) : null,
+      ty: first ? 1.22 * rho * Math.sin(ang) : null,
+      text: first ? String(counts[y]) : "",
+    });
+  });
+}
+
+/** Runs the per-batch minimisations and writes the CSVs, the figure and summary.json into `cfg.out`. */
+export function run(cfg: Fig5Config): Promise<Fig5Summary> {
+  return runFigure(cfg, async () => {
+    const { configs, K, b } = parseConfigs(cfg);
+    const rho = cfg.rho, R = cfg.restarts;
+    const labelOf = configs.map((c) => c.flatMap((m, y) => new Array<number>(m).fill(y)));
+    const zAll = await descend(cfg, labelOf, b);
+    const t: Fig5Tables = { rows: [], restartRows: [], pointRows: [] };
+    for (let c = 0; c < configs.length; c++) analyseConfig({ cfg, configs, labelOf, zAll, K, b }, c, t);
+    const rows = t.rows;
+    return {
+      csvs: [
+        [
+          "fig5.csv",
+          rows.map((r) => ({
+            ...r,
+            counts: r.counts.join("-"),
+            classMeanAnglesDeg: r.classMeanAnglesDeg.map((a) => a.toFixed(4)).join(" "),
+          })),
+        ],
+        ["fig5_restarts.csv", t.restartRows],
+        ["fig5_points.csv", t.pointRows],
+      ],
+      figure: { name: "fig5", spec: fig5Spec(rows, t.pointRows, rho, K) },
+      summary: ({ files, seconds }) => ({
+        experiment: "fig5",
+        paper: {
+          claim:
+            "the minimising configuration of a single batch's SC loss depends on its label configuration " +
+            "(Fig. 5, drawn only): there is no simultaneous minimiser of all batch-wise losses",
+          setting:
+            "K = 3 classes on S¹, b = 9, label configurations (7,2,0) (6,2,1) (5,3,1) (4,4,1) (7,1,1) " +
+            "(5,2,2) (3,3,3)",
+        },
+        setting: {
+          K,
+          b,
+          rho,
+          restarts: R,
+          steps: cfg.steps,
+          optimiser:
+            `projected heavy-ball GD on the circle (tangent gradient, normalisation), lr ${cfg.lr}·` +
+            `(1 − s/T)^${cfg.lrPower}, momentum ${cfg.momentum}, best of ${R} Gaussian starts`,
+        },
+        rows,
+        pass: rows.every((r) => r.minLoss <= r.simplexLoss + 1e-6) && rows.some((r) => r.gapToSimplex > 1e-3),
+        seconds,
+        files,
+      }),
+      report: printFig5,
+    };
+  });
+}
+
+/** The result table on stderr. */
+function printFig5(summary: Fig5Summary, dir: string): void {
+  console.error("config        min ℓ_SC     simplex ℓ_SC   simplex − min   class-mean angles (°)");
+  for (const r of summary.rows) {
+    console.error(
+      `${r.config.padEnd(12)} ${r.minLoss.toFixed(6).padStart(10)}   ${
+        r.simplexLoss.toFixed(6).padStart(10)
+      }   ${r.gapToSimplex.toExponential(3).padStart(11)}   ${
+        r.classMeanAnglesDeg.map((a) => a.toFixed(2)).join(", ")
+      }`,
+    );
   }
-  return summary;
+  console.error(`fig5: ${summary.pass ? "PASS" : "FAIL"} in ${summary.seconds.toFixed(1)} s → ${dir}`);
 }
 
 const CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"];
@@ -380,11 +418,9 @@ export function fig5Spec(
 }
 
 if (import.meta.main) {
-  const cfg = parseExperimentArgs(Deno.args, FIG5_OPTIONS, {
+  await figureMain(FIG5_OPTIONS, {
     name: "fig5",
     description: "Figure 5: minimisers of the SC loss of single batches (b = 9, K = 3, on S¹) for seven " +
       "label configurations, against the loss at the regular simplex.",
-  });
-  const summary = await run(cfg);
-  if (cfg.json) printJsonLine(summary);
+  }, run);
 }

@@ -25,9 +25,8 @@
  *
  * @module
  */
-import { join } from "node:path";
-import { gpu, initDevice } from "../engine/gpu.ts";
-import { tensor } from "../engine/tensor.ts";
+import { gpu } from "../engine/gpu.ts";
+import { type Tensor, tensor } from "../engine/tensor.ts";
 import {
   MultisetTable,
   scLossAllMultisets,
@@ -35,11 +34,10 @@ import {
   ScMultisetTrainer,
   scSphereDescent,
 } from "../engine/ops/sc_multiset.ts";
-import { type ExperimentConfig, parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
-import { writeCsv } from "./lib/csv.ts";
-import { hconcat, saveFigure, scatterChart, type VegaLiteSpec } from "./lib/plot.ts";
+import type { ExperimentConfig } from "./lib/cli.ts";
+import { figureMain, runFigure } from "./lib/figure.ts";
+import { hconcat, scatterChart, type VegaLiteSpec } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
-import { printJsonLine, writeSummary } from "./lib/summary.ts";
 import { Rng } from "../data/sampler.ts";
 import { scBound, scLossAllMultisetsF64, scLossAtSimplex } from "../theory/mod.ts";
 import { PAPER_FIG6 } from "./paper.ts";
@@ -170,23 +168,29 @@ function angleDeg(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return (2 * Math.atan2(Math.sqrt(d2), Math.sqrt(s2)) * 180) / Math.PI;
 }
 
-/** Runs the simulation and writes the CSVs, the figure and summary.json into `cfg.out`. */
-export async function run(cfg: Fig6Config): Promise<Fig6Summary> {
-  const t0 = performance.now();
-  await initDevice();
-  const g = gpu();
-  const dir = await runDir(cfg.out);
-  await saveConfig(dir, cfg);
-  const K = cfg.k, n = cfg.nPerClass, N = K * n, b = cfg.b, h = cfg.h, rho = cfg.rho;
-  const stochastic = cfg.stochastic;
-  const steps = cfg.steps > 0 ? cfg.steps : stochastic ? 100_000 : 400;
-  const lr = cfg.lr > 0 ? cfg.lr : stochastic ? 0.02 : 0.5;
-  const power = cfg.lrPower >= 0 ? cfg.lrPower : stochastic ? 5 : 0;
-  const labelsHost = balancedLabels(K, n);
-  const bound = scBound({ N, K, b, rho2: rho * rho }).mean;
+/** The problem of a run: sizes, labels, all multisets, the bound and the schedule. */
+interface Fig6Problem {
+  cfg: Fig6Config;
+  K: number;
+  N: number;
+  b: number;
+  h: number;
+  rho: number;
+  stochastic: boolean;
+  steps: number;
+  lr: number;
+  power: number;
+  labelsHost: number[];
+  bound: number;
+  table: MultisetTable;
+  labels: Tensor;
+}
 
-  // Start: projection of standard Gaussian samples onto the sphere of radius ρ.
-  const rng = new Rng(cfg.seed);
+type CurvePoint = { step: number; loss: number; bound: number; gap: number };
+
+/** Start: projection of standard Gaussian samples onto the sphere of radius ρ. */
+function startPoints(p: Fig6Problem, rng: Rng): Float32Array {
+  const { N, h, rho } = p;
   const z0 = new Float32Array(N * h);
   for (let i = 0; i < N; i++) {
     let s = 0;
@@ -194,89 +198,84 @@ export async function run(cfg: Fig6Config): Promise<Fig6Summary> {
     const sc = rho / Math.sqrt(s);
     for (let d = 0; d < h; d++) z0[i * h + d] *= sc;
   }
-  const table = MultisetTable.all(N, b);
-  const labels = tensor(labelsHost, [N], { dtype: "i32" });
-  let z = tensor(z0, [N, h]);
-  const curve: { step: number; loss: number; bound: number; gap: number }[] = [];
-  const bar = new Progress(steps, {
-    label: `fig6${stochastic ? " (stochastic)" : ""}`,
-    quiet: cfg.quiet,
-    unit: "step",
+  return z0;
+}
+
+/** Full-batch descent on the mean over 𝔅 (fused trainer); appends the per-step mean to `curve`. */
+async function descendFullBatch(
+  p: Fig6Problem,
+  z: Tensor,
+  curve: CurvePoint[],
+  bar: Progress,
+): Promise<void> {
+  const { cfg, steps, lr, power, bound } = p;
+  const trainer = new ScMultisetTrainer(z, p.labels, p.table, {
+    lr: Float32Array.from({ length: steps }, (_, s) => lr * Math.pow(1 - s / steps, power)),
+    steps,
+    momentum: cfg.momentum,
+    radius: p.rho,
   });
-  if (!stochastic) {
-    const trainer = new ScMultisetTrainer(z, labels, table, {
-      lr: Float32Array.from({ length: steps }, (_, s) => lr * Math.pow(1 - s / steps, power)),
-      steps,
-      momentum: cfg.momentum,
-      radius: rho,
-    });
-    for (let s = 0; s < steps; s++) {
-      trainer.step();
-      g.flush();
-      if ((s + 1) % cfg.logEvery === 0 || s + 1 === steps) {
-        const last = await trainer.lastLoss();
-        bar.update(s + 1, `mean loss ${last.toFixed(6)} (bound ${bound.toFixed(6)})`);
-      }
+  for (let s = 0; s < steps; s++) {
+    trainer.step();
+    gpu().flush();
+    if ((s + 1) % cfg.logEvery === 0 || s + 1 === steps) {
+      const last = await trainer.lastLoss();
+      bar.update(s + 1, `mean loss ${last.toFixed(6)} (bound ${bound.toFixed(6)})`);
     }
-    const log = await trainer.lossLog();
-    log.forEach((loss, step) => curve.push({ step, loss, bound, gap: loss - bound }));
-    trainer.dispose();
-  } else {
-    const samples = new Uint32Array(steps);
-    for (let s = 0; s < steps; s++) samples[s] = rng.randInt(table.count);
-    const z3 = tensor(z0, [1, N, h]);
-    const y3 = tensor(labelsHost, [1, N], { dtype: "i32" });
-    const per = Math.max(1, Math.min(cfg.logEvery * 20, 5000));
-    const res = await scSphereDescent(z3, y3, table, {
-      steps,
-      lr,
-      power,
-      momentum: cfg.momentum,
-      radius: rho,
-      samples,
-      stepsPerDispatch: per,
-      onProgress: async (done, zNow) => {
-        // The exact mean over 𝔅 at the current points, for the curve (one pass over 𝔅).
-        const zr = zNow.detach();
-        const view = tensor(await zr.toArray(), [N, h]);
-        zr.dispose();
-        const { loss } = scLossAllMultisets(view, labels, table);
-        const mean = await loss.item();
-        loss.dispose();
-        view.dispose();
-        curve.push({ step: done, loss: mean, bound, gap: mean - bound });
-        bar.update(done, `mean loss ${mean.toFixed(6)} (bound ${bound.toFixed(6)})`);
-      },
-    });
-    z3.dispose();
-    y3.dispose();
-    z.dispose();
-    z = tensor(await res.z.toArray(), [N, h]);
-    res.z.dispose();
-    res.lastLoss.dispose();
   }
-  bar.done();
+  const log = await trainer.lossLog();
+  log.forEach((loss, step) => curve.push({ step, loss, bound, gap: loss - bound }));
+  trainer.dispose();
+}
 
-  // Final evaluation: every batch loss on the GPU, and the exact mean in float64 on the CPU.
-  // The constraint set is the sphere: renormalise the float32 points to radius ρ in float64 (float32
-  // rounding leaves |‖z‖ − ρ| ~ 1e-7, which alone moves the loss by ~1e-8 either way).
-  const zFinal = Float64Array.from(await z.toArray());
-  for (let i = 0; i < N; i++) {
-    let s = 0;
-    for (let d = 0; d < h; d++) s += zFinal[i * h + d] ** 2;
-    const sc = rho / Math.sqrt(s);
-    for (let d = 0; d < h; d++) zFinal[i * h + d] *= sc;
-  }
-  const lossesT = scMultisetBatchLosses(z, labels, table);
-  const losses = await lossesT.toArray();
-  lossesT.dispose();
-  let sumGpu = 0;
-  for (const v of losses) sumGpu += v;
-  const empiricalGpu = sumGpu / losses.length;
-  const empirical = scLossAllMultisetsF64({ data: zFinal, dim: h }, labelsHost, b).mean;
-  const relGap = (empirical - bound) / bound;
+/** SGD on one batch per step drawn uniformly from 𝔅 (the paper's); returns the final points. */
+async function descendStochastic(
+  p: Fig6Problem,
+  z0: Float32Array,
+  rng: Rng,
+  curve: CurvePoint[],
+  bar: Progress,
+): Promise<Tensor> {
+  const { cfg, N, h, steps, bound, table } = p;
+  const samples = new Uint32Array(steps);
+  for (let s = 0; s < steps; s++) samples[s] = rng.randInt(table.count);
+  const z3 = tensor(z0, [1, N, h]);
+  const y3 = tensor(p.labelsHost, [1, N], { dtype: "i32" });
+  const res = await scSphereDescent(z3, y3, table, {
+    steps,
+    lr: p.lr,
+    power: p.power,
+    momentum: cfg.momentum,
+    radius: p.rho,
+    samples,
+    stepsPerDispatch: Math.max(1, Math.min(cfg.logEvery * 20, 5000)),
+    onProgress: async (done, zNow) => {
+      // The exact mean over 𝔅 at the current points, for the curve (one pass over 𝔅).
+      const zr = zNow.detach();
+      const view = tensor(await zr.toArray(), [N, h]);
+      zr.dispose();
+      const { loss } = scLossAllMultisets(view, p.labels, table);
+      const mean = await loss.item();
+      loss.dispose();
+      view.dispose();
+      curve.push({ step: done, loss: mean, bound, gap: mean - bound });
+      bar.update(done, `mean loss ${mean.toFixed(6)} (bound ${bound.toFixed(6)})`);
+    },
+  });
+  z3.dispose();
+  y3.dispose();
+  const z = tensor(await res.z.toArray(), [N, h]);
+  res.z.dispose();
+  res.lastLoss.dispose();
+  return z;
+}
 
-  // Geometry at the end.
+/** Class-mean angles and the largest within-class angle of the final points. */
+function finalGeometry(
+  p: Fig6Problem,
+  zFinal: Float64Array,
+): { maxWithin: number; classMeanAnglesDeg: number[] } {
+  const { K, N, h, labelsHost } = p;
   const means: number[][] = [];
   for (let y = 0; y < K; y++) {
     const m = new Array<number>(h).fill(0);
@@ -293,8 +292,12 @@ export async function run(cfg: Fig6Config): Promise<Fig6Summary> {
   for (let a = 0; a < K; a++) {
     for (let c = a + 1; c < K; c++) classMeanAnglesDeg.push(angleDeg(means[a], means[c]));
   }
+  return { maxWithin, classMeanAnglesDeg };
+}
 
-  // Batches grouped by label configuration.
+/** Every batch loss grouped by label configuration: the rows of fig6_batches.csv and fig6_patterns.csv. */
+function groupBatches(p: Fig6Problem, losses: ArrayLike<number>) {
+  const { K, N, rho, labelsHost, table } = p;
   const batchRows: Record<string, unknown>[] = [];
   const groups = new Map<string, { losses: number[]; counts: number[] }>();
   for (let t = 0; t < table.count; t++) {
@@ -329,87 +332,152 @@ export async function run(cfg: Fig6Config): Promise<Fig6Summary> {
       simplexLoss: scLossAtSimplex(grp.counts, rho * rho, K),
     };
   }).sort((a, b) => a.simplexLoss - b.simplexLoss);
+  return { batchRows, groups, patterns };
+}
 
-  const files = [
-    join(dir, "fig6_curve.csv"),
-    join(dir, "fig6_points.csv"),
-    join(dir, "fig6_batches.csv"),
-    join(dir, "fig6_patterns.csv"),
-  ];
-  await writeCsv(files[0], curve);
-  const pointRows = Array.from({ length: N }, (_, i) => ({
-    point: i,
-    label: labelsHost[i],
-    ...Object.fromEntries(Array.from({ length: h }, (_, d) => [`z${d}`, zFinal[i * h + d]])),
-    angleDeg: h >= 2 ? (Math.atan2(zFinal[i * h + 1], zFinal[i * h]) * 180) / Math.PI : 0,
-  }));
-  await writeCsv(files[1], pointRows);
-  await writeCsv(files[2], batchRows);
-  await writeCsv(files[3], patterns as unknown as Record<string, unknown>[]);
-  const fig = await saveFigure(
-    dir,
-    "fig6",
-    fig6Spec({
-      curve,
-      patterns,
-      groups,
-      pointRows,
-      empirical,
-      bound,
-      tolerance: cfg.tolerance,
-      cfg,
-      steps,
-      stochastic,
-    }),
-  );
-  files.push(fig.svg, fig.png!);
-
-  const summary: Fig6Summary = {
-    experiment: "fig6",
-    paper: { ...PAPER_FIG6 },
-    setting: {
-      K,
-      N,
-      b,
-      h,
-      rho,
-      batches: table.count,
-      steps,
-      mode: stochastic ? "stochastic" : "full-batch",
-      optimiser: stochastic
-        ? `one batch per step drawn uniformly from 𝔅, lr ${lr}·(1 − s/T)^${power}, momentum ${cfg.momentum}, ` +
-          `tangent-projected gradient, normalisation to the sphere after each step`
-        : `full-batch gradient of the mean over 𝔅, lr ${lr}·(1 − s/T)^${power}, momentum ${cfg.momentum}, ` +
-          `tangent-projected gradient, normalisation to the sphere after each step`,
-    },
-    theory: bound,
-    empirical,
-    empiricalGpu,
-    relGap,
-    tolerance: cfg.tolerance,
-    pass: Math.abs(relGap) <= cfg.tolerance && relGap > -1e-12,
-    maxWithinClassAngleDeg: maxWithin,
-    classMeanAnglesDeg,
-    patterns,
-    seconds: (performance.now() - t0) / 1000,
-    files: [...files, join(dir, "summary.json"), join(dir, "config.json")],
+/** The problem of a config (the schedule's defaults depend on --stochastic). */
+function fig6Problem(cfg: Fig6Config): Fig6Problem {
+  const K = cfg.k, n = cfg.nPerClass, N = K * n, b = cfg.b, rho = cfg.rho;
+  const stochastic = cfg.stochastic;
+  const labelsHost = balancedLabels(K, n);
+  return {
+    cfg,
+    K,
+    N,
+    b,
+    h: cfg.h,
+    rho,
+    stochastic,
+    steps: cfg.steps > 0 ? cfg.steps : stochastic ? 100_000 : 400,
+    lr: cfg.lr > 0 ? cfg.lr : stochastic ? 0.02 : 0.5,
+    power: cfg.lrPower >= 0 ? cfg.lrPower : stochastic ? 5 : 0,
+    labelsHost,
+    bound: scBound({ N, K, b, rho2: rho * rho }).mean,
+    table: MultisetTable.all(N, b),
+    labels: tensor(labelsHost, [N], { dtype: "i32" }),
   };
-  await writeSummary(dir, summary);
-  z.dispose();
-  labels.dispose();
-  table.dispose();
-  if (!cfg.quiet) {
-    console.error(
-      `fig6: empirical ${empirical.toFixed(6)} (GPU ${empiricalGpu.toFixed(6)}) vs theory ${
-        bound.toFixed(6)
-      } ` +
-        `(paper ${PAPER_FIG6.empirical} vs ${PAPER_FIG6.theory}): rel gap ${relGap.toExponential(2)} → ${
-          summary.pass ? "PASS" : "FAIL"
-        } ` +
-        `in ${summary.seconds.toFixed(1)} s → ${dir}`,
-    );
+}
+
+/**
+ * Descends, then evaluates: every batch loss on the GPU, and the exact mean in float64 on the CPU. The
+ * constraint set is the sphere: the float32 points are renormalised to radius ρ in float64 (float32
+ * rounding leaves |‖z‖ − ρ| ~ 1e-7, which alone moves the loss by ~1e-8 either way).
+ */
+async function simulate(p: Fig6Problem) {
+  const { N, h, rho } = p;
+  const rng = new Rng(p.cfg.seed);
+  const z0 = startPoints(p, rng);
+  const curve: CurvePoint[] = [];
+  const bar = new Progress(p.steps, {
+    label: `fig6${p.stochastic ? " (stochastic)" : ""}`,
+    quiet: p.cfg.quiet,
+    unit: "step",
+  });
+  let z = tensor(z0, [N, h]);
+  if (!p.stochastic) await descendFullBatch(p, z, curve, bar);
+  else {
+    z.dispose();
+    z = await descendStochastic(p, z0, rng, curve, bar);
   }
-  return summary;
+  bar.done();
+  const zFinal = Float64Array.from(await z.toArray());
+  for (let i = 0; i < N; i++) {
+    let s = 0;
+    for (let d = 0; d < h; d++) s += zFinal[i * h + d] ** 2;
+    const sc = rho / Math.sqrt(s);
+    for (let d = 0; d < h; d++) zFinal[i * h + d] *= sc;
+  }
+  const lossesT = scMultisetBatchLosses(z, p.labels, p.table);
+  const losses = await lossesT.toArray();
+  lossesT.dispose();
+  z.dispose();
+  let sumGpu = 0;
+  for (const v of losses) sumGpu += v;
+  const empirical = scLossAllMultisetsF64({ data: zFinal, dim: h }, p.labelsHost, p.b).mean;
+  return { curve, zFinal, losses, empiricalGpu: sumGpu / losses.length, empirical };
+}
+
+/** Runs the simulation and writes the CSVs, the figure and summary.json into `cfg.out`. */
+export function run(cfg: Fig6Config): Promise<Fig6Summary> {
+  return runFigure(cfg, async () => {
+    const p = fig6Problem(cfg);
+    const { K, N, b, h, rho, steps, stochastic, bound } = p;
+    const { curve, zFinal, losses, empiricalGpu, empirical } = await simulate(p);
+    const relGap = (empirical - bound) / bound;
+    const { maxWithin, classMeanAnglesDeg } = finalGeometry(p, zFinal);
+    const { batchRows, groups, patterns } = groupBatches(p, losses);
+    const batches = p.table.count;
+    p.labels.dispose();
+    p.table.dispose();
+    const pointRows = Array.from({ length: N }, (_, i) => ({
+      point: i,
+      label: p.labelsHost[i],
+      ...Object.fromEntries(Array.from({ length: h }, (_, d) => [`z${d}`, zFinal[i * h + d]])),
+      angleDeg: h >= 2 ? (Math.atan2(zFinal[i * h + 1], zFinal[i * h]) * 180) / Math.PI : 0,
+    }));
+    const schedule = `lr ${p.lr}·(1 − s/T)^${p.power}, momentum ${cfg.momentum}, ` +
+      `tangent-projected gradient, normalisation to the sphere after each step`;
+    const tolerance = cfg.tolerance;
+    return {
+      csvs: [
+        ["fig6_curve.csv", curve],
+        ["fig6_points.csv", pointRows],
+        ["fig6_batches.csv", batchRows],
+        ["fig6_patterns.csv", patterns as unknown as Record<string, unknown>[]],
+      ],
+      figure: {
+        name: "fig6",
+        spec: fig6Spec({
+          curve,
+          patterns,
+          groups,
+          pointRows,
+          empirical,
+          bound,
+          tolerance,
+          cfg,
+          steps,
+          stochastic,
+        }),
+      },
+      summary: ({ files, seconds }): Fig6Summary => ({
+        experiment: "fig6",
+        paper: { ...PAPER_FIG6 },
+        setting: {
+          K,
+          N,
+          b,
+          h,
+          rho,
+          batches,
+          steps,
+          mode: stochastic ? "stochastic" : "full-batch",
+          optimiser: stochastic
+            ? `one batch per step drawn uniformly from 𝔅, ${schedule}`
+            : `full-batch gradient of the mean over 𝔅, ${schedule}`,
+        },
+        theory: bound,
+        empirical,
+        empiricalGpu,
+        relGap,
+        tolerance,
+        pass: Math.abs(relGap) <= tolerance && relGap > -1e-12,
+        maxWithinClassAngleDeg: maxWithin,
+        classMeanAnglesDeg,
+        patterns,
+        seconds,
+        files,
+      }),
+      report: (s, dir) =>
+        console.error(
+          `fig6: empirical ${empirical.toFixed(6)} (GPU ${empiricalGpu.toFixed(6)}) vs theory ${
+            bound.toFixed(6)
+          } (paper ${PAPER_FIG6.empirical} vs ${PAPER_FIG6.theory}): rel gap ${relGap.toExponential(2)} → ${
+            s.pass ? "PASS" : "FAIL"
+          } in ${s.seconds.toFixed(1)} s → ${dir}`,
+        ),
+    };
+  });
 }
 
 /** The paper's Fig. 6: loss vs bound (left), final points (middle), batch-loss histogram (right). */
@@ -550,11 +618,9 @@ export function fig6Spec(o: {
 }
 
 if (import.meta.main) {
-  const cfg = parseExperimentArgs(Deno.args, FIG6_OPTIONS, {
+  await figureMain(FIG6_OPTIONS, {
     name: "fig6",
     description: "Figure 6: minimise the mean SC loss over all C(20, 9) multisets of 12 points on S¹ " +
       "and compare with the Theorem 2 bound; histogram of all batch losses by label configuration.",
-  });
-  const summary = await run(cfg);
-  if (cfg.json) printJsonLine(summary);
+  }, run);
 }
