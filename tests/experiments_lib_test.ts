@@ -3,15 +3,15 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { writeFileAtomic, writeFileAtomicSync, writeJsonAtomic } from "../experiments/lib/atomic.ts";
-import { CsvLogger, parseCsv, readCsv, toCsv, writeCsv } from "../experiments/lib/csv.ts";
+import { writeFileAtomic, writeFileAtomicSync, writeJsonAtomic } from "../train/atomic.ts";
+import { CsvLogger, parseCsv, readCsv, toCsv, writeCsv } from "../train/csv.ts";
 import {
   decodeSafetensors,
   encodeSafetensors,
   loadSafetensors,
   SafetensorsError,
   saveSafetensors,
-} from "../experiments/lib/safetensors.ts";
+} from "../train/safetensors.ts";
 import {
   binValues,
   getPlotFonts,

@@ -49,7 +49,7 @@ import {
 import { defaultGeometryConfig, run as runGeometry } from "../experiments/geometry.ts";
 import { defaultTrainConfig, type TrainConfig } from "../experiments/section5/config.ts";
 import { type TrainResult, trainRun } from "../experiments/section5/trainer.ts";
-import { readCsv } from "../experiments/lib/csv.ts";
+import { readCsv } from "../train/csv.ts";
 
 /** Labels 0..K−1 with `perClass[y]` rows of class y, in a shuffled order. */
 function labelsWithCounts(perClass: number[], seed: number): Int32Array {

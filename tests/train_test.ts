@@ -13,8 +13,8 @@ import { tensor } from "../engine/tensor.ts";
 import { syntheticDataset } from "../data/synthetic.ts";
 import { channelMeanStd } from "../data/dataset.ts";
 import { Rng } from "../data/sampler.ts";
-import { readCsv } from "../experiments/lib/csv.ts";
-import { loadSafetensors } from "../experiments/lib/safetensors.ts";
+import { readCsv } from "../train/csv.ts";
+import { loadSafetensors } from "../train/safetensors.ts";
 import { classMeans, gammaSimplex, pairwiseGamma } from "../theory/gamma.ts";
 import {
   checkResumeConfig,
@@ -26,9 +26,9 @@ import {
   parseTrainArgs,
   type TrainConfig,
 } from "../experiments/section5/config.ts";
-import { drawAugmentParams, GpuDataset } from "../experiments/section5/data_gpu.ts";
+import { drawAugmentParams, GpuDataset } from "../train/data_gpu.ts";
 import { loadCheckpoint, readCheckpoint } from "../experiments/section5/checkpoint.ts";
-import { errorRate, extractFeatures } from "../experiments/section5/evaluate.ts";
+import { errorRate, extractFeatures } from "../train/evaluate.ts";
 import { NonFiniteLossError, prepareData, trainRun } from "../experiments/section5/trainer.ts";
 import { buildNetwork } from "../experiments/section5/checkpoint.ts";
 import { main } from "../experiments/train.ts";
@@ -294,7 +294,7 @@ Deno.test({
     // Features of the loaded encoder reproduce the run's test error with the loaded classifier.
     const data = await prepareData(config);
     const test = GpuDataset.upload(data.test, { stats: data.stats });
-    const { evaluateError } = await import("../experiments/section5/evaluate.ts");
+    const { evaluateError } = await import("../train/evaluate.ts");
     const te = await evaluateError(loaded.model, loaded.classifier!, test, { batchSize: 32 });
     assertEquals(te.error, m.testError);
     test.dispose();
