@@ -17,7 +17,11 @@
  */
 import assert from "node:assert/strict";
 import os from "node:os";
-import { copyAssets, serveDir } from "../web/build.ts";
+import { Buffer } from "node:buffer";
+import { BUNDLES, copyAssets, serveDir } from "../web/build.ts";
+import { gzip } from "../data/gzip.ts";
+// deno-lint-ignore no-import-prefix -- the tar library the page uses (web/cifar.ts), pinned the same
+import { createTar } from "npm:nanotar@0.3.0";
 import { main as theoryCli } from "../theory/cli.ts";
 
 // playwright-core probes for WSL when it loads (reading /proc/sys/fs/binfmt_misc, which Deno grants only
@@ -45,8 +49,8 @@ if (!hasChromium) console.warn(`web_test: ${CHROMIUM} not found (apt-get install
 /** Bundles the app into a new temporary folder, as `deno task web` does into dist/web. */
 async function buildApp(): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "web_test_" });
-  const out = await new Deno.Command(deno, {
-    args: [
+  for (const [name, entry] of Object.entries(BUNDLES)) {
+    const args = [
       "bundle",
       "--quiet",
       "--platform",
@@ -54,14 +58,12 @@ async function buildApp(): Promise<string> {
       "--format",
       "esm",
       "-o",
-      `${dir}/app.js`,
-      "web/main.ts",
-    ],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  assert.equal(out.code, 0, `deno bundle web/main.ts failed:\n${new TextDecoder().decode(out.stderr)}`);
+      `${dir}/${name}`,
+      entry,
+    ];
+    const out = await new Deno.Command(deno, { args, cwd: ROOT, stdout: "piped", stderr: "piped" }).output();
+    assert.equal(out.code, 0, `deno bundle ${entry} failed:\n${new TextDecoder().decode(out.stderr)}`);
+  }
   await copyAssets(dir);
   return dir;
 }
@@ -89,6 +91,39 @@ async function fig1Cli(): Promise<{ sc: { final: number }; ce: { final: { object
   const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
   await Deno.remove(dir, { recursive: true });
   return JSON.parse(lines[lines.length - 1]);
+}
+
+/**
+ * A small CIFAR-10 in the official binary format (label byte + 3072 CHW bytes per record): five train
+ * files of `perFile` records and a test file, written as .bin files into a new folder and packed as
+ * `cifar-10-binary.tar.gz` (the official archive's layout, `cifar-10-batches-bin/…`) beside them. Each
+ * class has its own mean colour, so a few steps learn something.
+ */
+async function fakeCifar(perFile: number, testRecords: number): Promise<{ dir: string; tarGz: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "web_test_cifar_" });
+  let seed = 12345;
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+  const file = (n: number) => {
+    const bytes = new Uint8Array(n * 3073);
+    for (let r = 0; r < n; r++) {
+      const label = r % 10;
+      bytes[r * 3073] = label;
+      for (let c = 0; c < 3; c++) {
+        const base = 40 + 18 * ((label * (c + 3)) % 10);
+        for (let i = 0; i < 1024; i++) bytes[r * 3073 + 1 + c * 1024 + i] = base + Math.floor(rand() * 60);
+      }
+    }
+    return bytes;
+  };
+  const files = [
+    ...[1, 2, 3, 4, 5].map((i) => ({ name: `data_batch_${i}.bin`, data: file(perFile) })),
+    { name: "test_batch.bin", data: file(testRecords) },
+  ];
+  for (const f of files) await Deno.writeFile(`${dir}/${f.name}`, f.data);
+  const tar = createTar(files.map((f) => ({ name: `cifar-10-batches-bin/${f.name}`, data: f.data })));
+  const tarGz = `${dir}/cifar-10-binary.tar.gz`;
+  await Deno.writeFile(tarGz, await gzip(tar));
+  return { dir, tarGz };
 }
 
 /** In the page: decode a PNG and count its distinct colours and non-white pixels. */
@@ -267,6 +302,104 @@ Deno.test({
         assert.equal(await page.textContent("#fig1-sc-final"), "—");
         await page.fill("#fig1-sc-steps", "400");
       });
+
+      await t.step(
+        "CIFAR-10 in the page: tar.gz in, SC trains, pauses and resumes, checkpoint for geometry",
+        async () => {
+          const data = await fakeCifar(20, 50);
+          try {
+            // As a payload: a path would make playwright stat the file through node:fs, which wants --allow-sys.
+            await page.setInputFiles("#cifar-files", {
+              name: "cifar-10-binary.tar.gz",
+              mimeType: "application/gzip",
+              buffer: Buffer.from(await Deno.readFile(data.tarGz)),
+            });
+            await page.waitForSelector("#cifar-form[data-state=loaded], #cifar-form[data-state=failed]");
+            assert.match(
+              await page.textContent("#cifar-data-status") ?? "",
+              /100 training images .*50 test images/,
+            );
+            await page.selectOption("#cifar-loss-kind", "sc");
+            await page.fill("#cifar-iterations", "12");
+            await page.fill("#cifar-batch", "16");
+            await page.fill("#cifar-probe", "30");
+            await page.click("#cifar-start");
+            const started = performance.now();
+            while (!/^step ([2-9]|1[01]) /.test(await page.textContent("#cifar-status") ?? "")) {
+              const state = await page.getAttribute("#cifar-form", "data-state");
+              assert.notEqual(state, "failed", await page.textContent("#cifar-status") ?? "");
+              assert.ok(
+                performance.now() - started < 240_000,
+                `no progress: ${await page.textContent("#cifar-status")}`,
+              );
+              await new Promise((r) => setTimeout(r, 100));
+            }
+            console.log(`  first steps after ${((performance.now() - started) / 1000).toFixed(1)} s`);
+            await page.click("#cifar-pause");
+            await page.waitForSelector("#cifar-form[data-state=paused]");
+            const held = await page.$eval(
+              "#cifar-progress",
+              (p) => (p as unknown as { value: number }).value,
+            );
+            await new Promise((r) => setTimeout(r, 1500));
+            assert.equal(
+              await page.$eval("#cifar-progress", (p) => (p as unknown as { value: number }).value),
+              held,
+            );
+            const [download] = await Promise.all([
+              page.waitForEvent("download"),
+              page.click("#cifar-download"),
+            ]);
+            const ckpt = `${data.dir}/page.safetensors`;
+            await download.saveAs(ckpt);
+            await page.click("#cifar-pause"); // resume
+            await page.waitForSelector("#cifar-form[data-state=done], #cifar-form[data-state=failed]", {
+              timeout: 180_000,
+            });
+            assert.equal(
+              await page.getAttribute("#cifar-form", "data-state"),
+              "done",
+              await page.textContent("#cifar-status") ?? "",
+            );
+            const err = Number(await page.getAttribute("#cifar-error", "data-value"));
+            assert.ok(err >= 0 && err <= 1, `test error ${err}`);
+            await shoot("cifar");
+
+            // The checkpoint (of the paused step) loads in `deno task geometry`.
+            const geo = await new Deno.Command(deno, {
+              args: [
+                "run",
+                "--allow-read",
+                "--allow-write",
+                "--allow-env",
+                "experiments/geometry.ts",
+                ...[
+                  "--checkpoint",
+                  ckpt,
+                  "--data",
+                  data.dir,
+                  "--out",
+                  `${data.dir}/geometry`,
+                  "--json",
+                  "--quiet",
+                ],
+              ],
+              cwd: ROOT,
+              stdout: "piped",
+              stderr: "piped",
+            }).output();
+            const text = new TextDecoder().decode(geo.stdout) + new TextDecoder().decode(geo.stderr);
+            assert.equal(
+              geo.code,
+              0,
+              `deno task geometry on the page's checkpoint failed:\n${text.slice(-3000)}`,
+            );
+            console.log(`  page test error ${err}; geometry read the step-${held} checkpoint`);
+          } finally {
+            await Deno.remove(data.dir, { recursive: true });
+          }
+        },
+      );
 
       await t.step("About this adapter: report and speed probe", async () => {
         assert.match(await page.textContent("#adapter-table") ?? "", /kernel family/);

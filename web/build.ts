@@ -13,6 +13,9 @@ import { parseArgs } from "node:util";
 /** The files of the app, as copied from `web/` into the output folder beside the bundle. */
 export const ASSETS = ["index.html", "style.css"] as const;
 
+/** The bundles `deno task web` writes: the app, and `node:path` for the page's import map. */
+export const BUNDLES = { "app.js": "web/main.ts", "node-path.js": "web/node_path.ts" } as const;
+
 const TYPES: Record<string, string> = {
   html: "text/html; charset=utf-8",
   css: "text/css; charset=utf-8",
@@ -26,9 +29,11 @@ export async function copyAssets(outDir: string): Promise<void> {
   for (const name of ASSETS) {
     await Deno.copyFile(new URL(name, import.meta.url), `${outDir}/${name}`);
   }
-  await Deno.stat(`${outDir}/app.js`).catch(() => {
-    throw new Error(`${outDir}/app.js is missing: run \`deno task web\` (it bundles web/main.ts first)`);
-  });
+  for (const name of Object.keys(BUNDLES)) {
+    await Deno.stat(`${outDir}/${name}`).catch(() => {
+      throw new Error(`${outDir}/${name} is missing: run \`deno task web\` (it bundles first)`);
+    });
+  }
 }
 
 /** Serves the files of `dir` (no listing, no paths outside it) on 127.0.0.1:`port`. */
@@ -62,7 +67,7 @@ if (import.meta.main) {
   const out = values.out ?? new URL("../dist/web", import.meta.url).pathname;
   await copyAssets(out);
   const size = (await Deno.stat(`${out}/app.js`)).size;
-  console.log(`web: ${out}/ (index.html, style.css, app.js ${(size / 1024).toFixed(0)} KiB)`);
+  console.log(`web: ${out}/ (index.html, style.css, node-path.js, app.js ${(size / 1024).toFixed(0)} KiB)`);
   if (values.serve) {
     const server = serveDir(out, Number(values.port));
     console.log(`web: serving on http://127.0.0.1:${server.addr.port}/ (Ctrl-C to stop)`);

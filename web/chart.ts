@@ -257,3 +257,86 @@ export function drawPoints(
   }
   ctx.globalAlpha = 1;
 }
+
+/** Axes of a histogram. */
+export interface HistogramOptions {
+  /** Title above the plot. */
+  title: string;
+  /** x-axis label. */
+  xLabel: string;
+  /** Number of bins (default 30). */
+  bins?: number;
+  /** An x value marked by a red rule (e.g. the regular simplex's γ). */
+  marker?: number;
+}
+
+/** Draws a histogram of `values` (count per bin) with axes, and an optional red marker line. */
+export function drawHistogram(
+  canvas: HTMLCanvasElement,
+  values: ArrayLike<number>,
+  o: HistogramOptions,
+): void {
+  const { ctx, w, h } = prepare(canvas);
+  const left = 44, right = 10, top = 22, bottom = 36;
+  const pw = w - left - right, ph = h - top - bottom;
+  const v = Array.from(values).filter(Number.isFinite);
+  let lo = v.length ? Math.min(...v) : 0, hi = v.length ? Math.max(...v) : 1;
+  if (o.marker !== undefined) [lo, hi] = [Math.min(lo, o.marker), Math.max(hi, o.marker)];
+  if (hi - lo < 1e-9) [lo, hi] = [lo - 0.01, hi + 0.01];
+  const pad = (hi - lo) * 0.04;
+  lo -= pad;
+  hi += pad;
+  const nb = o.bins ?? 30;
+  const counts = new Array(nb).fill(0);
+  for (const x of v) counts[Math.min(nb - 1, Math.floor(((x - lo) / (hi - lo)) * nb))]++;
+  const cmax = Math.max(1, ...counts);
+  const X = (x: number) => left + ((x - lo) / (hi - lo)) * pw;
+  const Y = (c: number) => top + ph - (c / cmax) * ph;
+  ctx.fillStyle = "#333";
+  ctx.strokeStyle = "#e4e4e4";
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  for (const t of niceTicks(0, cmax, 4)) {
+    ctx.beginPath();
+    ctx.moveTo(left, Y(t));
+    ctx.lineTo(left + pw, Y(t));
+    ctx.stroke();
+    ctx.fillText(tickText(t), left - 4, Y(t));
+  }
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const t of niceTicks(lo, hi, Math.max(3, Math.floor(pw / 60)))) {
+    ctx.fillText(tickText(t), X(t), top + ph + 4);
+  }
+  ctx.fillStyle = "#4c78a8";
+  for (let b = 0; b < nb; b++) {
+    if (!counts[b]) continue;
+    const x0 = X(lo + (b / nb) * (hi - lo)), x1 = X(lo + ((b + 1) / nb) * (hi - lo));
+    ctx.fillRect(x0 + 0.5, Y(counts[b]), Math.max(1, x1 - x0 - 1), top + ph - Y(counts[b]));
+  }
+  if (o.marker !== undefined) {
+    ctx.strokeStyle = "#d62728";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.moveTo(X(o.marker), top);
+    ctx.lineTo(X(o.marker), top + ph);
+    ctx.stroke();
+    ctx.lineWidth = 1;
+  }
+  ctx.strokeStyle = "#555";
+  ctx.strokeRect(left, top, pw, ph);
+  ctx.fillStyle = "#333";
+  ctx.fillText(
+    o.xLabel + (v.length ? ` (${v.length} values)` : " (no data yet)"),
+    left + pw / 2,
+    top + ph + 20,
+  );
+  ctx.save();
+  ctx.translate(11, top + ph / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.textBaseline = "middle";
+  ctx.fillText("count", 0, 0);
+  ctx.restore();
+  ctx.font = "bold 12px system-ui, sans-serif";
+  ctx.fillText(o.title, left + pw / 2, 4);
+}

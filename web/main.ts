@@ -9,6 +9,7 @@
 import { initDevice } from "../mod.ts";
 import { mountAdapter } from "./adapter.ts";
 import { mountBounds } from "./bounds.ts";
+import { mountCifar } from "./cifar.ts";
 import { mountFig1 } from "./fig1.ts";
 import { $ } from "./ui.ts";
 
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
       await initDevice();
       mountAdapter();
       mountFig1();
+      mountCifar();
     } catch (e) {
       console.error(e);
       noWebGpu(`the WebGPU device could not be opened: ${(e as Error).message}`);
