@@ -35,67 +35,25 @@ import {
   scSphereDescent,
 } from "../engine/ops/sc_multiset.ts";
 import type { ExperimentConfig } from "./lib/cli.ts";
+import {
+  balancedLabels,
+  FIG6_OPTIONS,
+  type Fig6Pattern,
+  groupBatchLosses,
+  patternOf,
+  sphereStartPoints,
+} from "./fig6_core.ts";
+
+export { balancedLabels, FIG6_OPTIONS, type Fig6Pattern, patternOf };
 import { figureMain, runFigure } from "./lib/figure.ts";
 import { hconcat, scatterChart, type VegaLiteSpec } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
 import { Rng } from "../data/sampler.ts";
-import { scBound, scLossAllMultisetsF64, scLossAtSimplex } from "../theory/mod.ts";
+import { scBound, scLossAllMultisetsF64 } from "../theory/mod.ts";
 import { PAPER_FIG6 } from "./paper.ts";
-
-/** Command-line options of fig6 (besides --out, --seed, --json, --quiet). */
-export const FIG6_OPTIONS = {
-  k: { type: "integer", default: 3, min: 2, max: 16, description: "number of classes K" },
-  nPerClass: { type: "integer", default: 4, min: 1, description: "points per class (N = K·n)" },
-  b: { type: "integer", default: 9, min: 2, max: 15, description: "batch size b" },
-  h: { type: "integer", default: 2, min: 1, description: "dimension of the points (S^{h−1})" },
-  rho: { type: "number", default: 1, min: 1e-3, description: "radius ρ of the sphere (ρ² = 1/τ)" },
-  steps: {
-    type: "integer",
-    default: 0,
-    min: 0,
-    description: "optimisation steps (0: 400 full-batch, 100000 with --stochastic)",
-  },
-  lr: {
-    type: "number",
-    default: 0,
-    min: 0,
-    description: "learning rate (0: 0.5 full-batch, 0.02 stochastic)",
-  },
-  lrPower: {
-    type: "number",
-    default: -1,
-    min: -1,
-    description: "schedule lr·(1 − s/T)^p (−1: p = 0 full-batch, 5 stochastic)",
-  },
-  momentum: { type: "number", default: 0.9, min: 0, max: 0.999, description: "heavy-ball momentum" },
-  stochastic: {
-    type: "boolean",
-    default: false,
-    description: "one batch per step drawn uniformly from 𝔅 (the paper's SGD) instead of full batch",
-  },
-  logEvery: { type: "integer", default: 100, min: 1, description: "steps between progress readbacks" },
-  tolerance: { type: "number", default: 1e-5, min: 0, description: "required relative gap to the bound" },
-  bins: { type: "integer", default: 80, min: 5, description: "histogram bins" },
-} as const;
 
 /** Parsed configuration of fig6 (the options plus --out, --seed, --json, --quiet). */
 export type Fig6Config = ExperimentConfig<typeof FIG6_OPTIONS>;
-
-/** One label configuration (sorted class multiplicities) of the histogram. */
-export interface Fig6Pattern {
-  /** e.g. "(4, 3, 2)". */
-  pattern: string;
-  /** Number of batches in 𝔅 with this configuration. */
-  batches: number;
-  /** Mean, smallest and largest batch loss of the configuration at the final points. */
-  meanLoss: number;
-  /** Smallest batch loss. */
-  minLoss: number;
-  /** Largest batch loss. */
-  maxLoss: number;
-  /** The batch loss at the regular simplex (the same for every batch of the configuration). */
-  simplexLoss: number;
-}
 
 /** Summary of a fig6 run (also summary.json). */
 export interface Fig6Summary {
@@ -139,16 +97,6 @@ export interface Fig6Summary {
   files: string[];
 }
 
-/** Balanced labels 0..K−1, n each, in blocks. */
-export function balancedLabels(K: number, n: number): number[] {
-  return Array.from({ length: K * n }, (_, i) => Math.floor(i / n));
-}
-
-/** Sorted class multiplicities of a batch, as text "(4, 3, 2)" (K entries, zeros included). */
-export function patternOf(classCounts: ArrayLike<number>): string {
-  return `(${Array.from(classCounts).sort((a, b) => b - a).join(", ")})`;
-}
-
 function angleDeg(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let dot = 0, na = 0, nb = 0, d2 = 0;
   for (let i = 0; i < a.length; i++) {
@@ -190,15 +138,7 @@ type CurvePoint = { step: number; loss: number; bound: number; gap: number };
 
 /** Start: projection of standard Gaussian samples onto the sphere of radius ρ. */
 function startPoints(p: Fig6Problem, rng: Rng): Float32Array {
-  const { N, h, rho } = p;
-  const z0 = new Float32Array(N * h);
-  for (let i = 0; i < N; i++) {
-    let s = 0;
-    for (let d = 0; d < h; d++) s += (z0[i * h + d] = rng.normal()) ** 2;
-    const sc = rho / Math.sqrt(s);
-    for (let d = 0; d < h; d++) z0[i * h + d] *= sc;
-  }
-  return z0;
+  return sphereStartPoints(p.N, p.h, p.rho, rng);
 }
 
 /** Full-batch descent on the mean over 𝔅 (fused trainer); appends the per-step mean to `curve`. */
@@ -297,41 +237,22 @@ function finalGeometry(
 
 /** Every batch loss grouped by label configuration: the rows of fig6_batches.csv and fig6_patterns.csv. */
 function groupBatches(p: Fig6Problem, losses: ArrayLike<number>) {
-  const { K, N, rho, labelsHost, table } = p;
   const batchRows: Record<string, unknown>[] = [];
-  const groups = new Map<string, { losses: number[]; counts: number[] }>();
-  for (let t = 0; t < table.count; t++) {
-    const c = table.counts(t);
-    const cls = new Array<number>(K).fill(0);
-    for (let k = 0; k < N; k++) cls[labelsHost[k]] += c[k];
-    const pattern = patternOf(cls);
-    let grp = groups.get(pattern);
-    if (!grp) groups.set(pattern, grp = { losses: [], counts: [...cls].sort((x, y) => y - x) });
-    grp.losses.push(losses[t]);
-    batchRows.push({
-      batch: t,
-      counts: Array.from(c).join(" "),
-      ...Object.fromEntries(cls.map((v, y) => [`class${y}`, v])),
-      pattern,
-      loss: losses[t],
-    });
-  }
-  const patterns: Fig6Pattern[] = [...groups.entries()].map(([pattern, grp]) => {
-    let s = 0, lo = Infinity, hi = -Infinity;
-    for (const v of grp.losses) {
-      s += v;
-      lo = Math.min(lo, v);
-      hi = Math.max(hi, v);
-    }
-    return {
-      pattern,
-      batches: grp.losses.length,
-      meanLoss: s / grp.losses.length,
-      minLoss: lo,
-      maxLoss: hi,
-      simplexLoss: scLossAtSimplex(grp.counts, rho * rho, K),
-    };
-  }).sort((a, b) => a.simplexLoss - b.simplexLoss);
+  const { groups, patterns } = groupBatchLosses(
+    p.labelsHost,
+    p.K,
+    p.rho,
+    p.table,
+    losses,
+    (t, c, cls, pattern) =>
+      batchRows.push({
+        batch: t,
+        counts: Array.from(c).join(" "),
+        ...Object.fromEntries(cls.map((v, y) => [`class${y}`, v])),
+        pattern,
+        loss: losses[t],
+      }),
+  );
   return { batchRows, groups, patterns };
 }
 
