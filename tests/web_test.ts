@@ -154,7 +154,7 @@ function b64(bytes: Uint8Array): string {
 }
 
 Deno.test({
-  name: "web app in Chromium (WebGPU on SwiftShader): Fig. 1, bounds calculator, adapter panel",
+  name: "web app in Chromium (WebGPU on SwiftShader): every panel",
   ignore: !hasChromium,
   sanitizeResources: false,
   sanitizeOps: false,
@@ -290,6 +290,7 @@ Deno.test({
         );
         await page.click("#fig1-pause");
         assert.equal(await page.getAttribute("#fig1-pause", "aria-pressed"), "true");
+        await page.waitForSelector("#fig1-pause[data-held=true]");
         const held = await page.textContent("#fig1-status");
         await new Promise((r) => setTimeout(r, 1500));
         assert.equal(await page.textContent("#fig1-status"), held, "the run went on while paused");
@@ -301,6 +302,30 @@ Deno.test({
         await page.waitForSelector("#fig1-form[data-state=idle]", { timeout: 60_000 });
         assert.equal(await page.textContent("#fig1-sc-final"), "—");
         await page.fill("#fig1-sc-steps", "400");
+      });
+
+      await t.step("Fig. 6 at the defaults reaches Theorem 2 within 1e-5", async () => {
+        await page.fill("#fig6-speed", "50");
+        const t1 = performance.now();
+        await page.click("#fig6-start");
+        await page.waitForSelector("#fig6-form[data-state=done], #fig6-form[data-state=failed]", {
+          timeout: 240_000,
+        });
+        assert.equal(
+          await page.getAttribute("#fig6-form", "data-state"),
+          "done",
+          await page.textContent("#fig6-status") ?? "",
+        );
+        const empirical = Number(await page.getAttribute("#fig6-final", "data-value"));
+        const bound = Number(await page.textContent("#fig6-bound"));
+        const rel = (empirical - bound) / bound;
+        console.log(
+          `  Fig. 6: ${empirical} vs bound ${bound} (relative ${rel.toExponential(2)}) in ${
+            ((performance.now() - t1) / 1000).toFixed(0)
+          } s`,
+        );
+        assert.ok(Math.abs(rel) <= 1e-5, `Fig. 6: mean ${empirical}, bound ${bound}`);
+        await shoot("fig6");
       });
 
       await t.step(
@@ -336,7 +361,8 @@ Deno.test({
             }
             console.log(`  first steps after ${((performance.now() - started) / 1000).toFixed(1)} s`);
             await page.click("#cifar-pause");
-            await page.waitForSelector("#cifar-form[data-state=paused]");
+            await page.waitForSelector("#cifar-pause[data-held=true]");
+            assert.equal(await page.getAttribute("#cifar-form", "data-state"), "paused");
             const held = await page.$eval(
               "#cifar-progress",
               (p) => (p as unknown as { value: number }).value,
@@ -353,6 +379,7 @@ Deno.test({
             const ckpt = `${data.dir}/page.safetensors`;
             await download.saveAs(ckpt);
             await page.click("#cifar-pause"); // resume
+            const resumed = performance.now();
             await page.waitForSelector("#cifar-form[data-state=done], #cifar-form[data-state=failed]", {
               timeout: 180_000,
             });
@@ -361,6 +388,7 @@ Deno.test({
               "done",
               await page.textContent("#cifar-status") ?? "",
             );
+            const trained = performance.now();
             const err = Number(await page.getAttribute("#cifar-error", "data-value"));
             assert.ok(err >= 0 && err <= 1, `test error ${err}`);
             await shoot("cifar");
@@ -394,7 +422,12 @@ Deno.test({
               0,
               `deno task geometry on the page's checkpoint failed:\n${text.slice(-3000)}`,
             );
-            console.log(`  page test error ${err}; geometry read the step-${held} checkpoint`);
+            console.log(
+              `  page test error ${err}; geometry read the step-${held} checkpoint; seconds: resume → evaluated ` +
+                `${((trained - resumed) / 1000).toFixed(1)}, geometry ${
+                  ((performance.now() - trained) / 1000).toFixed(1)
+                }`,
+            );
           } finally {
             await Deno.remove(data.dir, { recursive: true });
           }

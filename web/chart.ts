@@ -340,3 +340,98 @@ export function drawHistogram(
   ctx.font = "bold 12px system-ui, sans-serif";
   ctx.fillText(o.title, left + pw / 2, 4);
 }
+
+/** One group of a {@link drawGroupedHistogram}. */
+export interface HistogramGroup {
+  /** Legend text. */
+  name: string;
+  /** Bar colour. */
+  color: string;
+  /** The values. */
+  values: ArrayLike<number>;
+}
+
+/** A histogram whose bars stack the counts of several groups (e.g. batch losses by label configuration). */
+export function drawGroupedHistogram(
+  canvas: HTMLCanvasElement,
+  groups: readonly HistogramGroup[],
+  o: { title: string; xLabel: string; bins?: number },
+): void {
+  const { ctx, w, h } = prepare(canvas);
+  const legendRows = Math.ceil(groups.length / Math.max(1, Math.floor((w - 60) / 110)));
+  const left = 52, right = 10, top = 22, bottom = 36 + legendRows * 15;
+  const pw = w - left - right, ph = h - top - bottom;
+  let lo = Infinity, hi = -Infinity;
+  for (const g of groups) {
+    for (let i = 0; i < g.values.length; i++) {
+      const v = g.values[i];
+      if (Number.isFinite(v)) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+    }
+  }
+  if (!Number.isFinite(lo)) [lo, hi] = [0, 1];
+  if (hi - lo < 1e-9) [lo, hi] = [lo - 0.5, hi + 0.5];
+  const nb = o.bins ?? 80;
+  const counts = groups.map(() => new Array(nb).fill(0));
+  groups.forEach((g, k) => {
+    for (let i = 0; i < g.values.length; i++) {
+      const v = g.values[i];
+      if (Number.isFinite(v)) counts[k][Math.min(nb - 1, Math.floor(((v - lo) / (hi - lo)) * nb))]++;
+    }
+  });
+  const totals = new Array(nb).fill(0).map((_, b) => counts.reduce((a, c) => a + c[b], 0));
+  const cmax = Math.max(1, ...totals);
+  const X = (x: number) => left + ((x - lo) / (hi - lo)) * pw;
+  const Y = (c: number) => top + ph - (c / cmax) * ph;
+  ctx.fillStyle = "#333";
+  ctx.strokeStyle = "#e4e4e4";
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  for (const t of niceTicks(0, cmax, 4)) {
+    ctx.beginPath();
+    ctx.moveTo(left, Y(t));
+    ctx.lineTo(left + pw, Y(t));
+    ctx.stroke();
+    ctx.fillText(tickText(t), left - 4, Y(t));
+  }
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const t of niceTicks(lo, hi, Math.max(3, Math.floor(pw / 60)))) {
+    ctx.fillText(tickText(t), X(t), top + ph + 4);
+  }
+  for (let b = 0; b < nb; b++) {
+    let base = 0;
+    const x0 = X(lo + (b / nb) * (hi - lo)), x1 = X(lo + ((b + 1) / nb) * (hi - lo));
+    groups.forEach((g, k) => {
+      const c = counts[k][b];
+      if (!c) return;
+      ctx.fillStyle = g.color;
+      ctx.fillRect(x0, Y(base + c), Math.max(1, x1 - x0 - 0.5), Y(base) - Y(base + c));
+      base += c;
+    });
+  }
+  ctx.strokeStyle = "#555";
+  ctx.strokeRect(left, top, pw, ph);
+  ctx.fillStyle = "#333";
+  ctx.fillText(o.xLabel, left + pw / 2, top + ph + 18);
+  ctx.save();
+  ctx.translate(11, top + ph / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.textBaseline = "middle";
+  ctx.fillText("batches", 0, 0);
+  ctx.restore();
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  let lx = left, ly = top + ph + 40;
+  for (const g of groups) {
+    if (lx + 105 > w) [lx, ly] = [left, ly + 15];
+    ctx.fillStyle = g.color;
+    ctx.fillRect(lx, ly - 5, 10, 10);
+    ctx.fillStyle = "#222";
+    ctx.fillText(g.name, lx + 14, ly);
+    lx += 110;
+  }
+  ctx.font = "bold 12px system-ui, sans-serif";
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  ctx.fillText(o.title, left + pw / 2, 4);
+}

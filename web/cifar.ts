@@ -273,9 +273,16 @@ export function mountCifar(): void {
   const progress = $<HTMLProgressElement>("cifar-progress");
   const status = $("cifar-status");
   const chart = $<HTMLCanvasElement>("cifar-loss");
-  const gate = new PauseGate(pause);
-  let data: { train: Dataset; test: Dataset | null } | null = null;
   let run: CifarRun | null = null;
+  const gate = new PauseGate(pause, (held) => {
+    evalButton.disabled = !held;
+    download.disabled = !held;
+    form.dataset.state = held ? "paused" : "running";
+    if (held && run) {
+      setText(status, `paused at step ${run.state.step}: resume, evaluate or download a checkpoint`);
+    }
+  });
+  let data: { train: Dataset; test: Dataset | null } | null = null;
   let busy = false;
 
   const drawGammas = (g?: Awaited<ReturnType<CifarRun["evaluate"]>>) => {
@@ -383,16 +390,8 @@ export function mountCifar(): void {
       const T = cfg.iterations;
       const logEvery = T <= 200 ? 1 : 5;
       progress.max = T;
-      let t0 = performance.now(), s0 = r.state.step;
-      const pausedHook = () => {
-        evalButton.disabled = !gate.paused;
-        download.disabled = !gate.paused;
-        if (gate.paused) {
-          setText(status, `paused at step ${r.state.step}: resume, evaluate or download a checkpoint`);
-        }
-        form.dataset.state = gate.paused ? "paused" : "running";
-      };
-      pause.addEventListener("click", pausedHook);
+      let t0 = performance.now();
+      const s0 = r.state.step;
       try {
         while (r.state.step < T) {
           const loss = r.step();
@@ -420,17 +419,13 @@ export function mountCifar(): void {
               xDomain: [0, T],
             });
             if (!Number.isFinite(value)) throw new Error(`the loss is not finite at step ${r.state.step}`);
-            const wasPaused = gate.paused;
+            const f0 = performance.now();
             await gate.frame();
-            if (wasPaused || gate.paused) {
-              t0 = performance.now();
-              s0 = r.state.step;
-            }
-            form.dataset.state = "running";
+            t0 += performance.now() - f0; // time held paused does not count against the rate
           } else loss.dispose();
         }
       } finally {
-        pause.removeEventListener("click", pausedHook);
+        pause.disabled = true;
       }
       pause.disabled = true;
       await evaluate();

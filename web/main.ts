@@ -11,6 +11,7 @@ import { mountAdapter } from "./adapter.ts";
 import { mountBounds } from "./bounds.ts";
 import { mountCifar } from "./cifar.ts";
 import { mountFig1 } from "./fig1.ts";
+import { mountFig6 } from "./fig6.ts";
 import { $ } from "./ui.ts";
 
 /** Shows the no-WebGPU notice with `reason` and disables the GPU panels. */
@@ -39,6 +40,7 @@ async function main(): Promise<void> {
       mountAdapter();
       mountFig1();
       mountCifar();
+      mountFig6();
     } catch (e) {
       console.error(e);
       noWebGpu(`the WebGPU device could not be opened: ${(e as Error).message}`);

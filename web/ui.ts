@@ -50,8 +50,12 @@ export class PauseGate {
   #stopped = false;
   #wake: (() => void) | null = null;
 
-  /** @param button the pause/resume button (its clicks toggle the gate) */
-  constructor(readonly button?: HTMLButtonElement) {
+  /**
+   * @param button the pause/resume button (its clicks toggle the gate; it carries `data-held="true"` while
+   *   the loop is actually held, which is one frame after the click at most)
+   * @param onHold called when the loop is held (true) and when it goes on (false)
+   */
+  constructor(readonly button?: HTMLButtonElement, readonly onHold?: (held: boolean) => void) {
     button?.addEventListener("click", () => (this.#paused ? this.resume() : this.pause()));
   }
 
@@ -89,7 +93,13 @@ export class PauseGate {
   /** Yields to the browser (so it paints), then waits while paused; throws when stopped. */
   async frame(): Promise<void> {
     await new Promise((r) => setTimeout(r, 0));
-    while (this.#paused && !this.#stopped) await new Promise<void>((r) => (this.#wake = r));
+    if (this.#paused && !this.#stopped) {
+      if (this.button) this.button.dataset.held = "true";
+      this.onHold?.(true);
+      while (this.#paused && !this.#stopped) await new Promise<void>((r) => (this.#wake = r));
+      if (this.button) delete this.button.dataset.held;
+      this.onHold?.(false);
+    }
     this.#wake = null;
     if (this.#stopped) throw new RunStopped();
   }
