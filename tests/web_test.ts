@@ -378,23 +378,8 @@ Deno.test({
             ]);
             const ckpt = `${data.dir}/page.safetensors`;
             await download.saveAs(ckpt);
-            await page.click("#cifar-pause"); // resume
-            const resumed = performance.now();
-            await page.waitForSelector("#cifar-form[data-state=done], #cifar-form[data-state=failed]", {
-              timeout: 180_000,
-            });
-            assert.equal(
-              await page.getAttribute("#cifar-form", "data-state"),
-              "done",
-              await page.textContent("#cifar-status") ?? "",
-            );
-            const trained = performance.now();
-            const err = Number(await page.getAttribute("#cifar-error", "data-value"));
-            assert.ok(err >= 0 && err <= 1, `test error ${err}`);
-            await shoot("cifar");
-
-            // The checkpoint (of the paused step) loads in `deno task geometry`.
-            const geo = await new Deno.Command(deno, {
+            // The checkpoint (of the paused step) loads in `deno task geometry` (beside the rest of the run).
+            const geometry = new Deno.Command(deno, {
               args: [
                 "run",
                 "--allow-read",
@@ -416,6 +401,23 @@ Deno.test({
               stdout: "piped",
               stderr: "piped",
             }).output();
+            await page.click("#cifar-pause"); // resume
+            const resumed = performance.now();
+            await page.waitForSelector("#cifar-form[data-state=done], #cifar-form[data-state=failed]", {
+              timeout: 180_000,
+            });
+            assert.equal(
+              await page.getAttribute("#cifar-form", "data-state"),
+              "done",
+              await page.textContent("#cifar-status") ?? "",
+            );
+            const trained = performance.now();
+            const err = Number(await page.getAttribute("#cifar-error", "data-value"));
+            assert.ok(err >= 0 && err <= 1, `test error ${err}`);
+            await shoot("cifar");
+
+            const geoWait = performance.now();
+            const geo = await geometry;
             const text = new TextDecoder().decode(geo.stdout) + new TextDecoder().decode(geo.stderr);
             assert.equal(
               geo.code,
@@ -424,8 +426,8 @@ Deno.test({
             );
             console.log(
               `  page test error ${err}; geometry read the step-${held} checkpoint; seconds: resume → evaluated ` +
-                `${((trained - resumed) / 1000).toFixed(1)}, geometry ${
-                  ((performance.now() - trained) / 1000).toFixed(1)
+                `${((trained - resumed) / 1000).toFixed(1)}, then waited for geometry ${
+                  ((performance.now() - geoWait) / 1000).toFixed(1)
                 }`,
             );
           } finally {
@@ -440,6 +442,24 @@ Deno.test({
         await page.waitForSelector("#adapter[data-probe=done]", { timeout: 120_000 });
         assert.match(await page.textContent("#adapter-probe-out") ?? "", /GFLOP\/s/);
         await shoot("adapter");
+      });
+
+      await t.step("without WebGPU: the page says so, and the calculator still works", async () => {
+        const bare = await browser.newPage();
+        try {
+          await bare.addInitScript(
+            "Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined })",
+          );
+          await bare.goto(`http://127.0.0.1:${server.addr.port}/`);
+          await bare.waitForSelector("body[data-ready]", { timeout: 60_000 });
+          assert.equal(await bare.isVisible("#no-webgpu"), true);
+          assert.match(await bare.textContent("#no-webgpu") ?? "", /enable-unsafe-webgpu/);
+          assert.equal(await bare.isDisabled("#fig1-start"), true);
+          assert.match(await bare.textContent("#bounds-out") ?? "", /824\.487/);
+          await bare.locator("header").screenshot({ path: `${OUT}/no-webgpu.png` });
+        } finally {
+          await bare.close();
+        }
       });
 
       await t.step("phone-sized screen: the page lays out in one column", async () => {

@@ -48,6 +48,17 @@ export interface ChartOptions {
   xDomain?: [number, number];
 }
 
+/** The last drawing of each canvas, redrawn when the canvas's CSS size changes (rotation, resize). */
+const lastDraw = new WeakMap<HTMLCanvasElement, () => void>();
+const resizer = typeof ResizeObserver === "undefined"
+  ? null
+  : new ResizeObserver((entries) => entries.forEach((e) => lastDraw.get(e.target as HTMLCanvasElement)?.()));
+
+function remember(canvas: HTMLCanvasElement, draw: () => void): void {
+  if (!lastDraw.has(canvas)) resizer?.observe(canvas);
+  lastDraw.set(canvas, draw);
+}
+
 /** Sizes the canvas's backing store to its CSS box and the device pixel ratio; returns the CSS size. */
 function prepare(canvas: HTMLCanvasElement): { ctx: CanvasRenderingContext2D; w: number; h: number } {
   const ratio = globalThis.devicePixelRatio || 1;
@@ -87,6 +98,7 @@ function tickText(v: number): string {
 
 /** Draws a line chart of `series` into `canvas` (white background, axes, grid, legend). */
 export function drawLineChart(canvas: HTMLCanvasElement, series: readonly Series[], o: ChartOptions): void {
+  remember(canvas, () => drawLineChart(canvas, series, o));
   const { ctx, w, h } = prepare(canvas);
   const left = 58, right = 10, top = o.title ? 22 : 8, bottom = 38;
   const pw = w - left - right, ph = h - top - bottom;
@@ -211,6 +223,7 @@ export function drawPoints(
   labels: ArrayLike<number>,
   o: PointsOptions,
 ): void {
+  remember(canvas, () => drawPoints(canvas, Z, labels, o));
   const { ctx, w, h } = prepare(canvas);
   const top = 20, size = Math.min(w, h - top) - 8;
   const cx = w / 2, cy = top + 4 + size / 2, s = size / 2 / o.extent;
@@ -276,6 +289,7 @@ export function drawHistogram(
   values: ArrayLike<number>,
   o: HistogramOptions,
 ): void {
+  remember(canvas, () => drawHistogram(canvas, values, o));
   const { ctx, w, h } = prepare(canvas);
   const left = 44, right = 10, top = 22, bottom = 36;
   const pw = w - left - right, ph = h - top - bottom;
@@ -357,9 +371,10 @@ export function drawGroupedHistogram(
   groups: readonly HistogramGroup[],
   o: { title: string; xLabel: string; bins?: number },
 ): void {
+  remember(canvas, () => drawGroupedHistogram(canvas, groups, o));
   const { ctx, w, h } = prepare(canvas);
   const legendRows = Math.ceil(groups.length / Math.max(1, Math.floor((w - 60) / 110)));
-  const left = 52, right = 10, top = 22, bottom = 36 + legendRows * 15;
+  const left = 60, right = 10, top = 22, bottom = 36 + legendRows * 15;
   const pw = w - left - right, ph = h - top - bottom;
   let lo = Infinity, hi = -Infinity;
   for (const g of groups) {
