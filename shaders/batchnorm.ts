@@ -1,14 +1,16 @@
 /**
  * WGSL builders for 2-D batch normalisation over NCHW tensors (per channel over N, H, W).
  *
- * Per-channel reductions are split into chunks of whole H·W rows so that a channel with N·H·W =
- * 262,144 elements is reduced by hundreds of invocations: pass 1 writes per-(channel, chunk) partials,
- * pass 2 (one invocation per channel) combines them. Statistics use a per-chunk mean and sum of squared
+ * Per-channel reductions are split into chunks so that a channel with N·H·W = 262,144 elements is
+ * reduced by hundreds of invocations: pass 1 writes per-(channel, chunk) partials, pass 2 (one invocation
+ * per channel) combines them. A chunk is a run of whole H·W rows (images) or, when a row is longer than
+ * the chunk target (large images), a piece of one row, so that no invocation's loops outgrow the loop
+ * budget (`MAX_LOOP_TRIPS`) at any image size. Statistics use a per-chunk mean and sum of squared
  * deviations combined with Chan's parallel formula (no E[x²] − E[x]² cancellation).
  *
  * The `stats` tensor is [4, C]: mean, 1/σ, scale = γ/σ, shift = β − mean·scale.
  */
-import { f32Lit, flatMain } from "./common.ts";
+import { f32Lit, flatMain, loopTrips } from "./common.ts";
 
 /** Geometry of a batch-norm problem and its chunking. */
 export interface BnGeometry {
@@ -18,23 +20,61 @@ export interface BnGeometry {
   c: number;
   /** H·W. */
   s: number;
-  /** Whole H·W rows (images) per chunk. */
+  /** Whole H·W rows (images) per chunk (1 when rows are split into pieces). */
   rowsPerChunk: number;
-  /** Chunks per channel: ceil(n / rowsPerChunk). */
+  /** Pieces each H·W row is split into (1: chunks of whole rows). */
+  pieces: number;
+  /** Elements per piece (the last piece of a row may be shorter; `s` when `pieces` is 1). */
+  pieceLen: number;
+  /** Chunks per channel: ceil(n / rowsPerChunk), or n·pieces. */
   chunks: number;
 }
 
 /** Elements one invocation of a pass-1 kernel aims to reduce. */
 const CHUNK_TARGET = 1024;
 
+/** At most this many chunks per channel: the finalize kernels loop over them twice. */
+const MAX_CHUNKS = 16384;
+
 /** Chooses the chunking of an [N, C, H·W] problem. */
 export function bnGeometry(n: number, c: number, s: number): BnGeometry {
-  const rowsPerChunk = Math.max(1, Math.min(n, Math.ceil(CHUNK_TARGET / Math.max(1, s))));
-  return { n, c, s, rowsPerChunk, chunks: Math.ceil(n / rowsPerChunk) };
+  const target = Math.max(CHUNK_TARGET, Math.ceil((n * s) / MAX_CHUNKS));
+  if (s <= target) {
+    const rowsPerChunk = Math.max(1, Math.min(n, Math.ceil(target / Math.max(1, s))));
+    return { n, c, s, rowsPerChunk, pieces: 1, pieceLen: s, chunks: Math.ceil(n / rowsPerChunk) };
+  }
+  const pieces = Math.ceil(s / target);
+  const pieceLen = Math.ceil(s / pieces);
+  return { n, c, s, rowsPerChunk: 1, pieces, pieceLen, chunks: n * pieces };
+}
+
+/** Loop iterations of one `chunkLoop` (counted with `loopTrips`). */
+function chunkLoopTrips(g: BnGeometry): number {
+  if (g.pieces > 1) return loopTrips(g.pieceLen);
+  return loopTrips(g.rowsPerChunk) + g.rowsPerChunk * loopTrips(g.s);
+}
+
+/**
+ * The largest loop count (see `MAX_LOOP_TRIPS`) of any invocation of the batch-norm kernels of `g`: pass 1
+ * of the statistics walks its chunk twice, the finalize kernels walk a channel's chunks twice.
+ */
+export function bnLoopTrips(g: BnGeometry): number {
+  return Math.max(2 * chunkLoopTrips(g), 2 * loopTrips(g.chunks), loopTrips(RUN));
 }
 
 /** The WGSL loop header over the elements of chunk `k` of channel `ch`: `off` is the element offset. */
 function chunkLoop(g: BnGeometry, body: string): string {
+  if (g.pieces > 1) {
+    return `  {
+    let rowBase = (k / ${g.pieces}u) * ${g.c * g.s}u + ch * ${g.s}u;
+    let e0 = (k % ${g.pieces}u) * ${g.pieceLen}u;
+    let e1 = min(e0 + ${g.pieceLen}u, ${g.s}u);
+    for (var e = e0; e < e1; e = e + 1u) {
+      let off = rowBase + e;
+${body}
+    }
+  }`;
+  }
   return `  {
     let row1 = min(k * ${g.rowsPerChunk}u + ${g.rowsPerChunk}u, ${g.n}u);
     for (var row = k * ${g.rowsPerChunk}u; row < row1; row = row + 1u) {
@@ -55,6 +95,10 @@ function chunkHeader(g: BnGeometry): string {
 
 /** WGSL expression of the element count of chunk `k`. */
 function chunkCount(g: BnGeometry): string {
+  if (g.pieces > 1) {
+    const e0 = `(k % ${g.pieces}u) * ${g.pieceLen}u`;
+    return `f32(min(${e0} + ${g.pieceLen}u, ${g.s}u) - ${e0})`;
+  }
   return `f32((min(k * ${g.rowsPerChunk}u + ${g.rowsPerChunk}u, ${g.n}u) - k * ${g.rowsPerChunk}u) * ${g.s}u)`;
 }
 

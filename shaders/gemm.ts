@@ -27,6 +27,7 @@
  * threadM×threadN block, fastest on software adapters such as llvmpipe) and workgroup-memory tiles
  * (tileM×tileN×tileK tiles staged in `var<workgroup>` arrays, for real GPUs).
  */
+import { loopBudgetError, loopTrips, MAX_LOOP_TRIPS } from "./common.ts";
 
 /** How the GEMM is split over workgroups and invocations. */
 export interface GemmTiling {
@@ -213,6 +214,8 @@ function checkSpec(spec: GemmSpec): void {
 /** Generates the WGSL of one GEMM and its workgroup counts. */
 export function gemmKernel(spec: GemmSpec): GemmKernel {
   checkSpec(spec);
+  const budget = loopBudgetError(gemmLoopTrips(spec.K, spec.tiling), `a contraction of K = ${spec.K}`);
+  if (budget) throw new Error(`gemm: ${budget} (dispatchGemm splits it)`);
   if (spec.tiling.useWorkgroupMemory) return sharedKernel(spec);
   return registerKernel({ ...spec, tiling: fitTiling(spec.tiling, spec.M, spec.N) });
 }
@@ -221,6 +224,35 @@ const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** Contractions up to this length are fully unrolled by the register kernel. */
 export const UNROLL_K = 32;
+
+/**
+ * Loop iterations of one invocation of the GEMM of contraction length `K` on tiling `t`, counted with
+ * `loopTrips` against the budget `MAX_LOOP_TRIPS` (hooks must contain no loops): the register kernel's K
+ * loop in steps of 4 and its K % 4 tail (none when K ≤ UNROLL_K); the workgroup-tile kernel's K loop in
+ * steps of tileK, each step with its two staging loops and its tileK loop.
+ */
+export function gemmLoopTrips(K: number, t: GemmTiling): number {
+  if (t.useWorkgroupMemory) {
+    const threads = (t.tileM / t.threadM) * (t.tileN / t.threadN);
+    const loadsA = Math.ceil((t.tileM * t.tileK) / threads);
+    const loadsB = Math.ceil((t.tileK * t.tileN) / threads);
+    const steps = Math.ceil(K / t.tileK);
+    return loopTrips(steps) + steps * (loopTrips(loadsA) + loopTrips(loadsB) + loopTrips(t.tileK));
+  }
+  if (K <= UNROLL_K) return 0;
+  const tail = K % 4;
+  return (K >= 4 ? loopTrips((K - tail) / 4) : 0) + (tail ? loopTrips(tail) : 0);
+}
+
+/**
+ * The longest contraction one GEMM dispatch on tiling `t` may have within the loop budget: a multiple of 4
+ * (register tilings: 262,136) or of tileK (workgroup tiles). `dispatchGemm` splits longer ones.
+ */
+export function gemmMaxK(t: GemmTiling): number {
+  if (!t.useWorkgroupMemory) return 4 * (MAX_LOOP_TRIPS - 1);
+  const perStep = gemmLoopTrips(2 * t.tileK, t) - gemmLoopTrips(t.tileK, t); // what one more K step costs
+  return Math.floor((MAX_LOOP_TRIPS - 1) / perStep) * t.tileK;
+}
 
 /**
  * WGSL of the first row (column) of an invocation's block; a literal `0u` when one invocation covers

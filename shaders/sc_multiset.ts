@@ -22,7 +22,7 @@
  *
  * @module
  */
-import { f32Lit } from "./common.ts";
+import { f32Lit, loopTrips } from "./common.ts";
 
 /** Workgroup size of the multiset kernels. */
 export const SCM_WG = 64;
@@ -70,6 +70,11 @@ function flatHeader(n: number, wg = SCM_WG): string {
 fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
   let g = gid.x + gid.y * nwg.x * ${wg}u;
   if (g >= ${n}u) { return; }`;
+}
+
+/** Loop iterations of one invocation of {@link gramExpCode} (see `MAX_LOOP_TRIPS`): N + 1 dot products. */
+export function gramExpTrips(N: number, h: number): number {
+  return (N + 1) * loopTrips(h) + loopTrips(N - 1);
 }
 
 /**
@@ -231,68 +236,74 @@ export interface SphereStepParams {
   tangent: boolean;
 }
 
+/** Loop iterations of one invocation of {@link sphereStepCode} (see `MAX_LOOP_TRIPS`). */
+export function sphereStepTrips(N: number, h: number): number {
+  return loopTrips(h) + h * loopTrips(N) + loopTrips(N) + 5 * loopTrips(h);
+}
+
 /**
- * One projected (heavy-ball) gradient step on the sphere for the mean loss over the table, in a single
- * invocation. Bindings: red [N, N+1] (reduced partials at the current Z), z [N, h] (updated in place),
- * vel [N, h], lrs [steps], state u32 [1] (step counter, incremented), lossLog [steps] (mean loss at the
- * current Z, before the update, at index min(t, steps−1)).
+ * One projected (heavy-ball) gradient step on the sphere for the mean loss over the table: one workgroup,
+ * invocation i updating row i (N ≤ 64), so that no invocation's loops grow with N·N·h (the loop budget,
+ * `MAX_LOOP_TRIPS`; see {@link sphereStepTrips}). Bindings: red [N, N+1] (reduced partials at the current
+ * Z), z [N, h] (updated in place), vel [N, h], lrs [steps], state u32 [1] (step counter, incremented),
+ * lossLog [steps] (mean loss at the current Z, before the update, at index min(t, steps−1)).
  * With t the counter: g = (dG + dGᵀ)Z/M, (optionally g ← g − ⟨g, ẑ⟩ẑ per row), v ← μv + g,
- * z ← ρ·(z − lr_t·v)/‖z − lr_t·v‖ (and v projected to the new tangent space when `tangent`).
+ * z ← ρ·(z − lr_t·v)/‖z − lr_t·v‖ (and v projected to the new tangent space when `tangent`). Every
+ * invocation reads Z and the counter before a barrier; rows and the counter are written after it.
  */
 export function sphereStepCode(p: SphereStepParams): string {
   const { N, h, M, radius, momentum, steps, tangent } = p;
-  const NH = N * h;
   return `@group(0) @binding(0) var<storage, read> red: array<f32>;
 @group(0) @binding(1) var<storage, read_write> z: array<f32>;
 @group(0) @binding(2) var<storage, read_write> vel: array<f32>;
 @group(0) @binding(3) var<storage, read> lrs: array<f32>;
 @group(0) @binding(4) var<storage, read_write> state: array<u32>;
 @group(0) @binding(5) var<storage, read_write> lossLog: array<f32>;
-@compute @workgroup_size(1)
-fn main() {
-  let t = min(state[0], ${steps - 1}u);
+@compute @workgroup_size(${N})
+fn main(@builtin(local_invocation_index) i: u32) {
+  let counter = state[0];
+  let t = min(counter, ${steps - 1}u);
   let lr = lrs[t];
-  var loss = 0.0;
-  for (var i = 0u; i < ${N}u; i++) { loss += red[i * ${N + 1}u + ${N}u]; }
-  lossLog[t] = loss / ${f32Lit(M)};
-  var gz: array<f32, ${NH}>;
-  for (var i = 0u; i < ${N}u; i++) {
-    for (var d = 0u; d < ${h}u; d++) {
-      var s = 0.0;
-      for (var k = 0u; k < ${N}u; k++) {
-        s = fma(red[i * ${N + 1}u + k] + red[k * ${N + 1}u + i], z[k * ${h}u + d], s);
-      }
-      gz[i * ${h}u + d] = s / ${f32Lit(M)};
+  var gz: array<f32, ${h}>;
+  for (var d = 0u; d < ${h}u; d++) {
+    var s = 0.0;
+    for (var k = 0u; k < ${N}u; k++) {
+      s = fma(red[i * ${N + 1}u + k] + red[k * ${N + 1}u + i], z[k * ${h}u + d], s);
     }
+    gz[d] = s / ${f32Lit(M)};
   }
-  for (var i = 0u; i < ${N}u; i++) {
-    let o = i * ${h}u;
-    var nz = 0.0;
-    for (var d = 0u; d < ${h}u; d++) { nz = fma(z[o + d], z[o + d], nz); }
-    let inv = 1.0 / max(sqrt(nz), 1e-30);
-    var gr = 0.0;
-    for (var d = 0u; d < ${h}u; d++) { gr = fma(gz[o + d], z[o + d] * inv, gr); }
-    if (!${tangent}) { gr = 0.0; }
-    var nn = 0.0;
-    for (var d = 0u; d < ${h}u; d++) {
-      let v = ${f32Lit(momentum)} * vel[o + d] + (gz[o + d] - gr * z[o + d] * inv);
-      vel[o + d] = v;
-      let zn = z[o + d] - lr * v;
-      z[o + d] = zn;
-      nn = fma(zn, zn, nn);
-    }
-    let scale = ${f32Lit(radius)} / max(sqrt(nn), 1e-30);
-    var vr = 0.0;
-    for (var d = 0u; d < ${h}u; d++) {
-      z[o + d] = z[o + d] * scale;
-      vr = fma(vel[o + d], z[o + d], vr);
-    }
-    if (${tangent}) {
-      let c = vr / ${f32Lit(radius * radius)};
-      for (var d = 0u; d < ${h}u; d++) { vel[o + d] = vel[o + d] - c * z[o + d]; }
-    }
+  storageBarrier();
+  if (i == 0u) {
+    var loss = 0.0;
+    for (var r = 0u; r < ${N}u; r++) { loss += red[r * ${N + 1}u + ${N}u]; }
+    lossLog[t] = loss / ${f32Lit(M)};
+    state[0] = counter + 1u;
   }
-  state[0] = state[0] + 1u;
+  let o = i * ${h}u;
+  var nz = 0.0;
+  for (var d = 0u; d < ${h}u; d++) { nz = fma(z[o + d], z[o + d], nz); }
+  let inv = 1.0 / max(sqrt(nz), 1e-30);
+  var gr = 0.0;
+  for (var d = 0u; d < ${h}u; d++) { gr = fma(gz[d], z[o + d] * inv, gr); }
+  if (!${tangent}) { gr = 0.0; }
+  var nn = 0.0;
+  for (var d = 0u; d < ${h}u; d++) {
+    let v = ${f32Lit(momentum)} * vel[o + d] + (gz[d] - gr * z[o + d] * inv);
+    vel[o + d] = v;
+    let zn = z[o + d] - lr * v;
+    z[o + d] = zn;
+    nn = fma(zn, zn, nn);
+  }
+  let scale = ${f32Lit(radius)} / max(sqrt(nn), 1e-30);
+  var vr = 0.0;
+  for (var d = 0u; d < ${h}u; d++) {
+    z[o + d] = z[o + d] * scale;
+    vr = fma(vel[o + d], z[o + d], vr);
+  }
+  if (${tangent}) {
+    let c = vr / ${f32Lit(radius * radius)};
+    for (var d = 0u; d < ${h}u; d++) { vel[o + d] = vel[o + d] - c * z[o + d]; }
+  }
 }`;
 }
 
@@ -353,6 +364,20 @@ export interface SphereDescentParams {
   power: number;
   /** Number of entries of `samples` (≥ 1): step s uses multiset samples[min(s, numSamples − 1)]. */
   numSamples: number;
+}
+
+/**
+ * Loop iterations of one invocation of {@link sphereDescentCode} (see `MAX_LOOP_TRIPS`): `fixed` for the
+ * loads and stores around the steps, `perStep` for each step of a dispatch (every loop counted, though
+ * the compiler may unroll short ones).
+ */
+export function sphereDescentTrips(N: number, h: number): { fixed: number; perStep: number } {
+  const NH = N * h;
+  const pairs = N * (3 * loopTrips(N) + 2 * N * loopTrips(h));
+  return {
+    fixed: 2 * loopTrips(NH) + loopTrips(N) + 1,
+    perStep: 1 + loopTrips(NH) + loopTrips(N) + pairs + loopTrips(N) + 4 * N * loopTrips(h),
+  };
 }
 
 /**

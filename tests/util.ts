@@ -3,12 +3,23 @@
  * with stated tolerances, and float64 finite differences.
  */
 import { type Gpu, initDevice } from "../engine/gpu.ts";
+import { addShaderCheck } from "../engine/kernel.ts";
 import "../engine/autograd.ts";
+import { loopBudgetCheck } from "./wgsl_loops.ts";
 
-/** Initialises the device once, with poisoning of fresh outputs on (unwritten elements read NaN). */
+let loopCheck = false;
+
+/**
+ * Initialises the device once, with poisoning of fresh outputs on (unwritten elements read NaN), and
+ * checks every kernel compiled from then on against the loop budget (`tests/wgsl_loops.ts`).
+ */
 export async function setup(): Promise<Gpu> {
   const g = await initDevice();
   g.poison = true;
+  if (!loopCheck) {
+    loopCheck = true;
+    addShaderCheck((code) => Promise.resolve(loopBudgetCheck(code)));
+  }
   return g;
 }
 

@@ -15,12 +15,13 @@ import {
   bnBackwardPartialCode,
   bnEvalStatsCode,
   bnGeometry,
+  bnLoopTrips,
   bnNormalizeCode,
   bnRunInvocations,
   bnStatsFinalizeCode,
   bnStatsPartialCode,
 } from "../../shaders/batchnorm.ts";
-import { grid1d } from "../../shaders/common.ts";
+import { grid1d, loopBudgetError } from "../../shaders/common.ts";
 
 /** Options of {@link batchNorm2d}. */
 export interface BatchNormOptions {
@@ -61,6 +62,8 @@ function batchNormImpl(
   check(op, x, [gamma, beta, runningMean, runningVar]);
   const [n, c, h, w] = x.shape;
   const geo = bnGeometry(n, c, h * w);
+  const budget = loopBudgetError(bnLoopTrips(geo), `x ${fmtShape(x.shape)}`);
+  if (budget) throw new ShapeError(op, budget);
   const count = n * h * w;
   if (training && count < 2) {
     throw new ShapeError(op, `training needs more than one value per channel, got x ${fmtShape(x.shape)}`);

@@ -10,7 +10,7 @@ import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { noGrad, record } from "../autograd.ts";
 import { matmul } from "./matmul.ts";
-import { grid1d } from "../../shaders/common.ts";
+import { grid1d, loopBudgetError, loopTrips } from "../../shaders/common.ts";
 import {
   ceBackwardCode,
   ceRowsCode,
@@ -45,8 +45,15 @@ function checkLabels(op: string, labels: Tensor, rows: number, x: Tensor): void 
   }
 }
 
-/** `scale · Σ v` as a new scalar tensor `[]`. */
-function sumScalar(v: Tensor, scale: number): Tensor {
+/** Throws a `ShapeError` naming `op` when a kernel's loops would run `trips` iterations (see `MAX_LOOP_TRIPS`). */
+function checkLoops(op: string, trips: number, what: string): void {
+  const error = loopBudgetError(trips, what);
+  if (error) throw new ShapeError(op, error);
+}
+
+/** `scale · Σ v` as a new scalar tensor `[]` (one workgroup: 64 strided sums, then a 6-level tree). */
+function sumScalar(op: string, v: Tensor, scale: number): Tensor {
+  checkLoops(op, loopTrips(Math.ceil(v.size / 64)) + loopTrips(6), `a sum over ${v.size} rows`);
   const out = empty([]);
   gpu().dispatch({ name: "loss.sum", code: sumCode(v.size, scale) }, [v.range, out.range], [1, 1, 1]);
   return out;
@@ -64,6 +71,7 @@ export function normalizeToSphere(u: Tensor, radius: number): Tensor {
     throw new ShapeError("normalizeToSphere", `radius must be positive and finite, got ${radius}`);
   }
   const [rows, d] = u.shape;
+  checkLoops("normalizeToSphere", 2 * loopTrips(d), `rows of ${d} values`);
   const z = empty(u.shape);
   const norms = empty([rows]);
   if (u.size > 0) {
@@ -113,6 +121,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
   if (rows === 0 || k === 0) throw new ShapeError("crossEntropy", `empty logits ${fmtShape(logits.shape)}`);
   const reduction = options.reduction ?? "mean";
   const scale = reduction === "mean" ? 1 / rows : 1;
+  checkLoops("crossEntropy", loopTrips(k - 1) + loopTrips(k), `rows of ${k} classes`);
   const loss = empty([rows]);
   const lse = empty([rows]);
   gpu().dispatch(
@@ -120,7 +129,7 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
     [logits.range, labels.range, loss.range, lse.range],
     grid1d(rows, ROW_WG),
   );
-  const out = sumScalar(loss, scale);
+  const out = sumScalar("crossEntropy", loss, scale);
   loss.dispose();
   if (
     !record("crossEntropy", [logits, labels], out, (g) => {
@@ -164,6 +173,7 @@ function supConRows(op: string, z: Tensor, labels: Tensor): { G: Tensor; loss: T
   const [b] = z.shape;
   checkLabels(op, labels, b, z);
   if (b === 0 || z.shape[1] === 0) throw new ShapeError(op, `empty batch ${fmtShape(z.shape)}`);
+  checkLoops(op, 2 * loopTrips(b), `a batch of ${b} (Gram rows of ${b})`);
   const G = gram(z);
   const loss = empty([b]);
   const stats = empty([b, 2]);
@@ -190,7 +200,7 @@ function supConRows(op: string, z: Tensor, labels: Tensor): { G: Tensor; loss: T
 export function supConLoss(z: Tensor, labels: Tensor): Tensor {
   const [b] = z.shape;
   const { G, loss, stats } = supConRows("supConLoss", z, labels);
-  const out = sumScalar(loss, 1);
+  const out = sumScalar("supConLoss", loss, 1);
   loss.dispose();
   if (
     !record("supConLoss", [z, labels], out, (g) => {

@@ -17,6 +17,10 @@ import {
   SHARED_TILING,
 } from "../../shaders/gemm.ts";
 
+import { gemmLoopTrips } from "../../shaders/gemm.ts";
+import { MAX_LOOP_TRIPS } from "../../shaders/common.ts";
+import { dispatchSplitK } from "./gemm_split.ts";
+
 export type { GemmHooks, GemmTiling } from "../../shaders/gemm.ts";
 
 let tilingOverride: GemmTiling | null = null;
@@ -38,7 +42,8 @@ export function gemmTiling(): GemmTiling {
 
 /**
  * Records one GEMM dispatch with the given hooks and storage bindings; `tiling` overrides the adapter's
- * tiling for a shape that a special block fits exactly.
+ * tiling for a shape that a special block fits exactly. A contraction longer than `gemmMaxK(tiling)` is
+ * recorded as a split-K GEMM and a fixed-order sum (two dispatches; `engine/ops/gemm_split.ts`).
  */
 export function dispatchGemm(
   name: string,
@@ -47,6 +52,10 @@ export function dispatchGemm(
   bindings: (Tensor | GPUBuffer)[],
   tiling: GemmTiling = gemmTiling(),
 ): void {
+  // A contraction too long for one invocation's loop budget is split over more invocations.
+  if (gemmLoopTrips(sizes.K, tiling) > MAX_LOOP_TRIPS) {
+    return dispatchSplitK(name, sizes, hooks, bindings, tiling, dispatchGemm);
+  }
   // Generating a kernel costs far more host time than recording it (an unrolled one is ~100 KB of
   // WGSL): memoise by the inputs of `gemmKernel`, so a training step only concatenates hook strings.
   const key =

@@ -5,6 +5,8 @@
  * One kernel per reduction when there are enough outputs to keep the GPU busy; otherwise a two-pass
  * reduction (chunks of the reduced index reduced in parallel into partials, then the partials), which
  * also keeps float32 sums accurate: a 1M-element sum adds runs of at most a few hundred values.
+ * No invocation reduces more than `MAX_LOOP_TRIPS` elements (the software adapter's loop budget), so a
+ * long reduced axis is always split, however many outputs there are.
  */
 import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, shapeSize, Tensor } from "../tensor.ts";
@@ -12,12 +14,14 @@ import { record } from "../autograd.ts";
 import { fill } from "./core.ts";
 import { reduceCode, type ReduceLayout, reduceLayout } from "../../shaders/reduce.ts";
 import { mapCode } from "../../shaders/elementwise.ts";
-import { f32Lit, grid1d } from "../../shaders/common.ts";
+import { f32Lit, grid1d, MAX_LOOP_TRIPS } from "../../shaders/common.ts";
 
 /** Below this many outputs a long reduction is split into chunks (two passes). */
 const TARGET_INVOCATIONS = 8192;
 /** Shortest run one invocation reduces in a split reduction. */
 const MIN_CHUNK = 128;
+/** Longest run one invocation reduces: its loop runs `chunkLen − 1` iterations, `loopTrips` = the budget. */
+const MAX_CHUNK = MAX_LOOP_TRIPS;
 
 function checkF32(op: string, x: Tensor): void {
   if (x.dtype !== "f32") {
@@ -78,6 +82,7 @@ function runReduce(
   if (count >= 2 * MIN_CHUNK && numOut < TARGET_INVOCATIONS) {
     chunks = Math.min(Math.ceil(count / MIN_CHUNK), Math.max(1, Math.floor(TARGET_INVOCATIONS / numOut)));
   }
+  chunks = Math.max(chunks, Math.ceil(count / MAX_CHUNK));
   const extra = o.extra ?? [];
   const bindings = [x.range, ...extra.map((t) => t.range)];
   if (chunks <= 1) {

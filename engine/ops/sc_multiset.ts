@@ -13,19 +13,22 @@ import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, type Tensor, tensor, untrack } from "../tensor.ts";
 import { record } from "../autograd.ts";
 import { fill } from "./core.ts";
-import { grid1d } from "../../shaders/common.ts";
+import { grid1d, loopBudgetError, MAX_LOOP_TRIPS } from "../../shaders/common.ts";
 import {
   batchLossesCode,
   type CountsLayout,
   countsLayout,
   gramBackwardCode,
   gramExpCode,
+  gramExpTrips,
   meanLossCode,
   multisetPartialsCode,
   reduceRowsCode,
   SCM_WG,
   sphereDescentCode,
+  sphereDescentTrips,
   sphereStepCode,
+  sphereStepTrips,
 } from "../../shaders/sc_multiset.ts";
 
 /** Multisets handled by one invocation of the partial-sum kernel (before the fixed-order reduction). */
@@ -173,6 +176,8 @@ function checkInputs(op: string, z: Tensor, labels: Tensor, table: MultisetTable
     throw new ShapeError(op, `labels must be i32 [${N}], got ${labels.dtype}${fmtShape(labels.shape)}`);
   }
   if (N > 64) throw new ShapeError(op, `N=${N} points: the unrolled kernels support N <= 64`);
+  const budget = loopBudgetError(gramExpTrips(N, h), `z ${fmtShape(z.shape)} (the Gram kernel)`);
+  if (budget) throw new ShapeError(op, budget);
   return [N, h];
 }
 
@@ -376,6 +381,8 @@ export class ScMultisetTrainer {
     this.#h = h;
     const steps = options.steps;
     if (!Number.isInteger(steps) || steps < 1) throw new RangeError(`ScMultisetTrainer: steps must be >= 1`);
+    const budget = loopBudgetError(sphereStepTrips(N, h), `z ${fmtShape(z.shape)} (the update kernel)`);
+    if (budget) throw new ShapeError("ScMultisetTrainer", budget);
     this.steps = steps;
     const lrs = typeof options.lr === "number"
       ? new Float32Array(steps).fill(options.lr)
@@ -453,7 +460,11 @@ export interface ScSphereDescentOptions {
   radius?: number;
   /** Multiset index (into the table) used at each step; default: multiset 0 at every step. */
   samples?: Uint32Array;
-  /** Steps per dispatch (default 2000; long dispatches stall the software adapter). */
+  /**
+   * Steps per submission (default 2000; long submissions stall the software adapter). Each kernel
+   * dispatch runs at most as many steps as one invocation's loop budget allows (`MAX_LOOP_TRIPS`), so a
+   * submission may hold several dispatches.
+   */
   stepsPerDispatch?: number;
   /** Called after each dispatch with the steps done and the current points [R, N, h] (borrowed). */
   onProgress?: (stepsDone: number, z: Tensor) => void | Promise<void>;
@@ -496,6 +507,14 @@ export async function scSphereDescent(
     throw new ShapeError(op, `labels must be i32 [${R}, ${N}], got ${labels.dtype}${fmtShape(labels.shape)}`);
   }
   if (R < 1 || h < 1) throw new ShapeError(op, `empty problem ${fmtShape(z0.shape)}`);
+  const trips = sphereDescentTrips(N, h);
+  const stepsPerKernel = Math.floor((MAX_LOOP_TRIPS - trips.fixed) / trips.perStep);
+  if (stepsPerKernel < 1) {
+    throw new ShapeError(
+      op,
+      loopBudgetError(trips.fixed + trips.perStep, `one step of z0 ${fmtShape(z0.shape)}`)!,
+    );
+  }
   const radius = options.radius ?? 1;
   const steps = options.steps;
   const samples = options.samples ?? new Uint32Array([0]);
@@ -531,12 +550,14 @@ export async function scSphereDescent(
   const per = Math.max(1, options.stepsPerDispatch ?? 2000);
   for (let s0 = 0; s0 < steps; s0 += per) {
     const n = Math.min(per, steps - s0);
-    const params = g.uniform(new Uint32Array([s0, n, 0, 0]));
-    g.dispatch(
-      { name: "scMultiset.sphereDescent", code },
-      [z.range, vel.range, labels.range, table.tensor.range, sampleT.range, params, lastLoss.range],
-      grid1d(R, SCM_WG),
-    );
+    for (let k0 = 0; k0 < n; k0 += stepsPerKernel) {
+      const params = g.uniform(new Uint32Array([s0 + k0, Math.min(stepsPerKernel, n - k0), 0, 0]));
+      g.dispatch(
+        { name: "scMultiset.sphereDescent", code },
+        [z.range, vel.range, labels.range, table.tensor.range, sampleT.range, params, lastLoss.range],
+        grid1d(R, SCM_WG),
+      );
+    }
     g.flush();
     if (options.onProgress) await options.onProgress(s0 + n, z);
   }

@@ -7,7 +7,7 @@ import { empty, fmtShape, ShapeError, shapeSize, Tensor } from "../tensor.ts";
 import { record } from "../autograd.ts";
 import { fillInto } from "./core.ts";
 import { mean } from "./reduce.ts";
-import { flatMain, grid1d } from "../../shaders/common.ts";
+import { flatMain, grid1d, loopBudgetError, loopTrips } from "../../shaders/common.ts";
 
 /**
  * A view of `x` with a new shape of the same size, sharing its storage (no copy). One extent may be
@@ -165,6 +165,16 @@ function scatterAddRows(g: Tensor, indices: Tensor, n: number): Tensor {
     fillInto(out, 0);
     return out;
   }
+  // An invocation of the links kernel scans up to b − 1 other positions (two loops), and one of the gather
+  // walks up to b occurrences: within the loop budget up to b = 65,534 (and O(b²) work in all).
+  const budget = loopBudgetError(
+    Math.max(loopTrips(b - 1) + 1, loopTrips(b)),
+    `a backward over ${b} indices`,
+  );
+  if (budget) {
+    out.dispose();
+    throw new ShapeError("gatherRows", budget);
+  }
   const it = indices.dtype;
   const head = empty([n], "i32");
   const next = empty([b], "i32");
@@ -217,6 +227,12 @@ ${flatMain(out.size)}
   return out;
 }
 
+/** Throws unless one invocation's loop over a row of `k` values fits the loop budget. */
+function checkRowLoop(op: string, k: number): void {
+  const budget = loopBudgetError(loopTrips(k - 1), `rows of ${k} values`);
+  if (budget) throw new ShapeError(op, budget);
+}
+
 function argmaxCode(rows: number, k: number, body: string, decls: string): string {
   return `@group(0) @binding(0) var<storage, read> x: array<f32>;
 ${decls}
@@ -244,6 +260,7 @@ export function argmax(x: Tensor): Tensor {
     );
   }
   const k = x.shape[x.rank - 1];
+  checkRowLoop("argmax", k);
   const out = empty(x.shape.slice(0, -1), "i32");
   const rows = out.size;
   if (rows === 0) return out;
@@ -277,6 +294,7 @@ export function accuracy(logits: Tensor, labels: Tensor): Tensor {
     );
   }
   const [rows, k] = logits.shape;
+  checkRowLoop("accuracy", k);
   const correct = empty([rows]);
   const code = argmaxCode(
     rows,

@@ -6,7 +6,7 @@
  */
 import { gpu } from "../gpu.ts";
 import { fmtShape, ShapeError, type Tensor } from "../tensor.ts";
-import { grid1d } from "../../shaders/common.ts";
+import { grid1d, loopBudgetError, loopTrips } from "../../shaders/common.ts";
 import { projectRowsCode } from "../../shaders/optim.ts";
 
 /** Which projection: rows renormalised to the sphere, or rows outside the ball scaled back onto it. */
@@ -25,6 +25,8 @@ function projectRows(op: string, x: Tensor, radius: number, kind: ProjectionKind
   const d = x.shape[x.rank - 1];
   if (x.size === 0 || d === 0) return;
   const rows = x.size / d;
+  const budget = loopBudgetError(2 * loopTrips(d), `rows of ${d} values`);
+  if (budget) throw new ShapeError(op, budget);
   gpu().dispatch({ name: op, code: projectRowsCode(rows, d, radius, kind) }, [x.range], grid1d(rows, 64));
 }
 
