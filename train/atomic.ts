@@ -3,11 +3,78 @@
  * platform allows it, and is then renamed onto the destination, so readers never observe a half-written file
  * (and a crash leaves either the old or the new content, never a mix).
  *
+ * A temporary file is never trusted: the rename is the commit point, so a `.tmp-*` file is at best an
+ * unverified copy of what a run was writing when it was killed. A forced exit (a second stop signal,
+ * train/signals.ts) removes the one in flight; after SIGKILL {@link removeStaleTmpFiles} deletes them
+ * when the next run takes the folder's lock (train/lock.ts). Errors name the file
+ * ({@link FileWriteError}: disk full, read-only place, …).
+ *
  * Works with `--allow-read --allow-write` only.
  * @module
  */
 
-import { dirname } from "node:path";
+import { basename, dirname, join } from "node:path";
+import { faultPoint, onForcedExit } from "./signals.ts";
+
+/** A write that failed, naming the destination and the cause (the underlying error is `cause`). */
+export class FileWriteError extends Error {
+  /** The error for `path`. */
+  constructor(readonly path: string, cause: unknown) {
+    super(`cannot write ${path}: ${firstLine(cause)}`, { cause });
+    this.name = "FileWriteError";
+  }
+}
+
+const writeErrors = new WeakSet<object>();
+
+/**
+ * True for a {@link FileWriteError} and for the errors {@link writeFileAtomic} rethrows (the original
+ * error, of its own class such as `Deno.errors.NotFound`, with the destination named in its message).
+ */
+export function isFileWriteError(e: unknown): e is Error {
+  return e instanceof FileWriteError || (typeof e === "object" && e !== null && writeErrors.has(e));
+}
+
+/** `err` with `cannot write <path>: ` before its message (the same object, so its class is kept). */
+function namedWriteError(path: string, err: unknown): Error {
+  if (isFileWriteError(err)) return err;
+  if (!(err instanceof Error)) return new FileWriteError(path, err);
+  try {
+    err.message = `cannot write ${path}: ${firstLine(err)}`;
+    writeErrors.add(err);
+    return err;
+  } catch {
+    return new FileWriteError(path, err);
+  }
+}
+
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0];
+}
+
+/** The pattern of a temporary sibling of `name` (or of any file when `name` is omitted). */
+export function isTmpFile(file: string, name?: string): boolean {
+  const m = /^(.*)\.tmp-[0-9a-z]+$/.exec(file);
+  return m !== null && (name === undefined || m[1] === name);
+}
+
+/**
+ * Removes the `<file>.tmp-*` leftovers of writes killed mid-way (SIGKILL, power loss) in `dir`; call
+ * it only while holding the folder's lock (no live writer). Returns the names removed.
+ */
+export async function removeStaleTmpFiles(dir: string): Promise<string[]> {
+  const removed: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isFile || !isTmpFile(e.name)) continue;
+      try {
+        await Deno.remove(join(dir, e.name));
+        removed.push(e.name);
+      } catch { /* gone already */ }
+    }
+  } catch { /* no folder: nothing to clean */ }
+  return removed;
+}
 
 const encoder = new TextEncoder();
 
@@ -42,6 +109,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
   const bytes = toBytes(data);
   const tmp = tmpPathFor(path);
   let file: Deno.FsFile | undefined;
+  const unregister = onForcedExit(() => Deno.removeSync(tmp));
   try {
     file = await Deno.open(tmp, { write: true, createNew: true });
     let off = 0;
@@ -53,6 +121,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     }
     file.close();
     file = undefined;
+    await faultPoint(`write:${basename(path)}`);
     await Deno.rename(tmp, path);
   } catch (err) {
     try {
@@ -61,7 +130,9 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     try {
       await Deno.remove(tmp);
     } catch { /* never created or already renamed */ }
-    throw err;
+    throw namedWriteError(path, err);
+  } finally {
+    unregister();
   }
   await syncDir(path);
 }
@@ -71,6 +142,7 @@ export function writeFileAtomicSync(path: string, data: Uint8Array | string): vo
   const bytes = toBytes(data);
   const tmp = tmpPathFor(path);
   let file: Deno.FsFile | undefined;
+  const unregister = onForcedExit(() => Deno.removeSync(tmp));
   try {
     file = Deno.openSync(tmp, { write: true, createNew: true });
     let off = 0;
@@ -88,7 +160,9 @@ export function writeFileAtomicSync(path: string, data: Uint8Array | string): vo
     try {
       Deno.removeSync(tmp);
     } catch { /* never created or already renamed */ }
-    throw err;
+    throw namedWriteError(path, err);
+  } finally {
+    unregister();
   }
 }
 

@@ -5,16 +5,77 @@
  *   `classifier.weight`, …), plus an I64 `num_batches_tracked` beside each BatchNorm's `running_mean`,
  *   so `model.load_state_dict(safetensors.torch.load_file(path), strict=False)` loads them;
  * - SGD momentum buffers as `optimizer.momentum.<parameter name>`;
- * - `__metadata__`: `format`, `step`, the caller's own entries, `state` (JSON) and `final`.
+ * - `__metadata__`: `format`, `step`, the caller's own entries, `state` (JSON), `final` and `checksum`.
  *
  * Everything is read back from the GPU with one readback, and nothing is written when a value is not
  * finite ({@link NonFiniteCheckpointError}): the last good checkpoint stays in place.
+ *
+ * Verified: `checksum` is `sha256:<hex>` over every tensor (name, dtype, shape, bytes) and every other
+ * metadata entry (so the step, the run's config and its hash, and the resumable state are covered);
+ * {@link readCheckpointFile} recomputes it and refuses a file that does not match, and refuses
+ * non-finite parameters, naming the tensors ({@link CheckpointError}).
  * @module
  */
 import { gpu } from "../engine/gpu.ts";
 import { empty, type Tensor } from "../engine/tensor.ts";
 import type { SGD } from "../engine/optim/sgd.ts";
 import { loadSafetensors, saveSafetensors, type Tensor as StTensor } from "./safetensors.ts";
+
+/** A checkpoint that cannot be used: damaged, edited, of another kind, or holding non-finite values. */
+export class CheckpointError extends Error {
+  /** The error for the file `path`. */
+  constructor(readonly path: string, detail: string, options?: ErrorOptions) {
+    super(`${path}: ${detail}`, options);
+    this.name = "CheckpointError";
+  }
+}
+
+/** The metadata key of the checksum. */
+export const CHECKSUM_KEY = "checksum";
+
+/**
+ * `sha256:<hex>` of a checkpoint's content: each tensor in name order (name, dtype, shape, then its
+ * bytes), then each metadata entry but the checksum itself in key order. Web-standard (crypto.subtle).
+ */
+export async function checkpointDigest(
+  tensors: Record<string, StTensor>,
+  metadata: Record<string, string>,
+): Promise<string> {
+  const enc = new TextEncoder();
+  const parts: Uint8Array[] = [];
+  for (const name of Object.keys(tensors).sort()) {
+    const t = tensors[name];
+    parts.push(enc.encode(`${name}\0${t.dtype}\0${t.shape.join(",")}\0`));
+    parts.push(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+  }
+  for (const key of Object.keys(metadata).sort()) {
+    if (key !== CHECKSUM_KEY) parts.push(enc.encode(`${key}\0${metadata[key]}\0`));
+  }
+  const all = new Uint8Array(parts.reduce((s, p) => s + p.length, 0));
+  let off = 0;
+  for (const p of parts) {
+    all.set(p, off);
+    off += p.length;
+  }
+  const hash = new Uint8Array(await crypto.subtle.digest("SHA-256", all));
+  return "sha256:" + Array.from(hash, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Names of the floating-point tensors holding NaN or ±Infinity. */
+export function nonFiniteTensors(tensors: Record<string, StTensor>): string[] {
+  const bad: string[] = [];
+  for (const [name, t] of Object.entries(tensors)) {
+    if (t.dtype !== "F32" && t.dtype !== "F64") continue;
+    const d = t.data as Float32Array | Float64Array;
+    for (let i = 0; i < d.length; i++) {
+      if (!Number.isFinite(d[i])) {
+        bad.push(name);
+        break;
+      }
+    }
+  }
+  return bad;
+}
 
 /** Prefix of momentum buffers in a checkpoint. */
 export const MOMENTUM_PREFIX = "optimizer.momentum.";
@@ -121,6 +182,7 @@ export async function checkpointPayload(c: CheckpointContents): Promise<Checkpoi
     state: JSON.stringify(c.state),
     final: String(c.final),
   };
+  metadata[CHECKSUM_KEY] = await checkpointDigest(tensors, metadata);
   return { tensors, metadata, nonFinite };
 }
 
@@ -150,33 +212,68 @@ export interface CheckpointFile {
 
 /** Parses metadata entry `key` as JSON, naming the file and the entry when it is absent or invalid. */
 export function parseMetadataJson<T>(path: string, key: string, text: string | undefined): T {
-  if (text === undefined) throw new Error(`${path}: checkpoint metadata has no "${key}"`);
+  if (text === undefined) throw new CheckpointError(path, `checkpoint metadata has no "${key}"`);
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new Error(`${path}: checkpoint metadata "${key}" is not valid JSON: ${(e as Error).message}`);
+    throw new CheckpointError(
+      path,
+      `checkpoint metadata "${key}" is not valid JSON: ${(e as Error).message}`,
+    );
   }
 }
 
 /**
- * Reads a checkpoint file; with `format`, refuses a file of another format (`what` names the
- * expected kind in the message).
+ * Reads and verifies a checkpoint file; with `format`, refuses a file of another format (`what` names
+ * the expected kind in the message). Throws {@link CheckpointError} (naming the file) for a damaged or
+ * truncated file, a checksum that does not match (with `requireChecksum`, also a missing one), a bad
+ * step, or non-finite values (naming the tensors).
  */
 export async function readCheckpointFile(
   path: string,
   format?: string,
   what = "training",
+  options: { requireChecksum?: boolean } = {},
 ): Promise<CheckpointFile> {
-  const file = await loadSafetensors(path);
+  let file;
+  try {
+    file = await loadSafetensors(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new CheckpointError(path, "no such file", { cause: e });
+    const msg = (e as Error).message.replace(`safetensors: ${path}`, "safetensors").replace(
+      /^safetensors: /,
+      "",
+    );
+    throw new CheckpointError(path, `damaged checkpoint: ${msg}`, { cause: e });
+  }
   const md = file.metadata;
   if (format !== undefined && md.format !== format) {
-    throw new Error(
-      `${path}: not a ${what} checkpoint (format ${JSON.stringify(md.format)}, expected ${format})`,
+    throw new CheckpointError(
+      path,
+      `not a ${what} checkpoint (format ${JSON.stringify(md.format)}, expected ${format})`,
     );
+  }
+  if (md[CHECKSUM_KEY] !== undefined) {
+    const digest = await checkpointDigest(file.tensors, md);
+    if (digest !== md[CHECKSUM_KEY]) {
+      throw new CheckpointError(
+        path,
+        "checksum mismatch: the file was modified or damaged after it was written (tensors or metadata)",
+      );
+    }
+  } else if (options.requireChecksum) {
+    throw new CheckpointError(path, "no checksum in the metadata (not written by this trainer, or edited)");
   }
   const step = Number(md.step);
   if (!Number.isInteger(step) || step < 0) {
-    throw new Error(`${path}: bad step ${JSON.stringify(md.step)} in metadata`);
+    throw new CheckpointError(path, `bad step ${JSON.stringify(md.step)} in metadata`);
+  }
+  const bad = nonFiniteTensors(file.tensors);
+  if (bad.length) {
+    throw new CheckpointError(
+      path,
+      `non-finite values (NaN or ±Infinity) in ${bad.slice(0, 5).join(", ")}${bad.length > 5 ? ", …" : ""}`,
+    );
   }
   return {
     step,

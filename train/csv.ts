@@ -10,7 +10,7 @@
 import { stringify } from "npm:csv-stringify@6.6.0/sync";
 // deno-lint-ignore no-import-prefix -- pinned inline: scripts must also run when imported by URL (no import map)
 import { parse } from "npm:csv-parse@6.1.0/sync";
-import { writeFileAtomic } from "./atomic.ts";
+import { FileWriteError, writeFileAtomic } from "./atomic.ts";
 
 /** A row: column name → value. `null`/`undefined` become empty cells; objects are JSON-encoded. */
 export type CsvRow = Record<string, unknown>;
@@ -98,6 +98,8 @@ export interface CsvLoggerOptions {
   resumeAfterStep?: number;
   /** Name of the step column used for resume truncation. Default `"step"`. */
   stepColumn?: string;
+  /** Resume: keep at most this many rows (e.g. the rows a checkpoint was written after). */
+  maxRows?: number;
 }
 
 /**
@@ -156,9 +158,14 @@ export class CsvLogger {
         // Drop a torn (unterminated) last line left by a crash mid-write.
         const end = text.lastIndexOf("\n");
         text = end < 0 ? "" : text.slice(0, end + 1);
-        const records = text.length
-          ? parse(text, { relax_column_count: true, skip_empty_lines: true, bom: true }) as string[][]
-          : [];
+        let records: string[][] = [];
+        try {
+          records = text.length
+            ? parse(text, { relax_column_count: true, skip_empty_lines: true, bom: true }) as string[][]
+            : [];
+        } catch (e) {
+          throw new Error(`${path}: not a valid CSV file: ${(e as Error).message.split("\n")[0]}`);
+        }
         if (records.length > 0) {
           const header = records[0];
           if (columns && columns.join("\u0000") !== header.join("\u0000")) {
@@ -174,6 +181,7 @@ export class CsvLogger {
             throw new Error(`CsvLogger: ${path}: cannot resume, no "${stepColumn}" column in header`);
           }
           for (const rec of records.slice(1)) {
+            if (opts.maxRows !== undefined && kept.length >= opts.maxRows) break;
             if (rec.length !== header.length) continue;
             const s = Number(rec[si]);
             if (rec[si] === "" || !Number.isFinite(s) || s > opts.resumeAfterStep) continue;
@@ -214,7 +222,11 @@ export class CsvLogger {
     if (!this.#file) throw new Error(`CsvLogger: ${this.path} is closed`);
     const bytes = encoder.encode(text);
     let off = 0;
-    while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+    try {
+      while (off < bytes.length) off += this.#file.writeSync(bytes.subarray(off));
+    } catch (e) {
+      throw new FileWriteError(this.path, e);
+    }
   }
 
   /** Append one row (written immediately). */

@@ -67,6 +67,8 @@ export interface EvalOptions {
   seed?: number | Rng;
   /** Evaluate only these images (default all, in order). */
   indices?: Int32Array;
+  /** Checked between batches: once aborted, the evaluation throws its reason (e.g. a stop request). */
+  signal?: AbortSignal;
 }
 
 /** Features of a dataset, read back to the host. */
@@ -106,6 +108,7 @@ async function forEachBatch(
   const throttle = new Throttle();
   try {
     for (let start = 0; start < n; start += bs) {
+      options.signal?.throwIfAborted();
       const rows = Math.min(bs, n - start);
       host.fill(indices[0]);
       host.set(indices.subarray(start, start + rows));
@@ -238,6 +241,8 @@ export interface ProbeOptions {
   seed?: number;
   /** Called every `progressEvery` iterations with the iteration count. */
   onProgress?: (iteration: number) => void;
+  /** Checked between iterations: once aborted, training throws its reason (e.g. a stop request). */
+  signal?: AbortSignal;
 }
 
 /** Where the probe's features come from: precomputed features, or an encoder recomputing them. */
@@ -280,7 +285,12 @@ export async function trainProbe(source: ProbeSource, options: ProbeOptions): Pr
   let live: { model: Encoder; data: GpuDataset } | null = null;
   if ("features" in source) fs = source;
   else if (source.augment) live = { model: source.model, data: source.data };
-  else fs = await extractFeatures(source.model, source.data, { batchSize: source.extractBatchSize ?? 256 });
+  else {
+    fs = await extractFeatures(source.model, source.data, {
+      batchSize: source.extractBatchSize ?? 256,
+      signal: options.signal,
+    });
+  }
 
   const n = fs ? fs.n : live!.data.n;
   const dim = fs ? fs.dim : live!.model.featureDim;
@@ -300,6 +310,7 @@ export async function trainProbe(source: ProbeSource, options: ProbeOptions): Pr
   const throttle = new Throttle();
   try {
     for (let t = 0; t < T; t++) {
+      options.signal?.throwIfAborted();
       sampler.next(host);
       buffers.upload(host, live ? augRng : null);
       const lr = polynomialLr(lr0, t, T, power);

@@ -17,7 +17,7 @@ import { Throttle } from "../engine/throttle.ts";
 import { StepMonitor } from "../engine/ops/monitor.ts";
 import { NonFiniteCheckpointError } from "./checkpoint.ts";
 import type { TrainState } from "./state.ts";
-import { StopSignals } from "./signals.ts";
+import { faultPoint, StopRequestedError, StopSignals } from "./signals.ts";
 
 /** A non-finite loss (or non-finite weights) stopped the run; the last good checkpoint is kept. */
 export class NonFiniteLossError extends Error {
@@ -104,7 +104,11 @@ export interface TrainLoopOptions<E = unknown> {
   evaluate?(step: number): Promise<E>;
   /** Called at each log point, also for the last rows before a divergence. */
   onLog?(record: LogRecord<E>): void | Promise<void>;
-  /** Polled after every step and after each evaluation: true stops the run (status "stopped"). */
+  /**
+   * Polled after every step and after each evaluation: true stops the run (status "stopped"). An
+   * evaluation that throws a `StopRequestedError` (a signal during it) stops the run too: the
+   * checkpoint of its step notes the evaluation as pending, and the resumed run redoes it first.
+   */
   shouldStop?(step: number): boolean;
   /** Checkpoints (absent: none). */
   checkpoint?: CheckpointOptions;
@@ -219,17 +223,36 @@ export class TrainLoop<E = unknown> {
     let lastReadStep = state.step;
     let lastLogTime = performance.now();
     let status: LoopStatus = "completed";
+    const pending = metrics.pendingEval;
+    if (pending && pending.step === state.step && o.evaluate) {
+      // The previous session was stopped during this step's evaluation: redo it, then its log row.
+      const record: LogRecord<E> = {
+        step: state.step,
+        values: pending.values,
+        lossMean: metrics.pendingLosses.reduce((a, b) => a + b, 0) / metrics.pendingLosses.length,
+        samplesPerSecond: NaN,
+        elapsedSeconds: this.elapsed(),
+        evaluation: await o.evaluate(state.step),
+      };
+      await o.onLog?.(record);
+      metrics.lastLogStep = state.step;
+      metrics.pendingLosses = [];
+      metrics.pendingEval = null;
+      lastLogTime = performance.now();
+    }
     while (state.step < T) {
       tidy(() => monitor.record(o.step(state.step)));
       gpu().flush();
       state.step++;
       o.progress?.tick(1);
       await throttle.tick();
+      await faultPoint("step");
 
       const step = state.step;
       let stop = signals.signal !== null || (o.shouldStop?.(step) ?? false);
       const logNow = step % M === 0 || step === T;
-      const ckptNow = o.checkpoint !== undefined && every(o.checkpoint.every);
+      const ckptNow = o.checkpoint !== undefined &&
+        (every(o.checkpoint.every) || signals.checkpointRequested);
       const evalNow = o.evaluate !== undefined && every(o.evalEvery);
       if (!(logNow || ckptNow || evalNow || stop)) continue;
       const snap = await monitor.read();
@@ -254,7 +277,15 @@ export class TrainLoop<E = unknown> {
         throw this.#diverged(snap.firstBad);
       }
       if (evalNow) {
-        record.evaluation = await o.evaluate!(step);
+        try {
+          record.evaluation = await o.evaluate!(step);
+        } catch (e) {
+          if (!(e instanceof StopRequestedError)) throw e;
+          metrics.pendingEval = { step, values: record.values };
+          await this.save(false);
+          status = "interrupted";
+          break;
+        }
         // The hook may ask to stop because of this very evaluation (e.g. a run that fitted its data).
         if (!stop && (o.shouldStop?.(step) ?? false)) stop = true;
       }
@@ -264,7 +295,12 @@ export class TrainLoop<E = unknown> {
         metrics.pendingLosses = [];
         lastLogTime = performance.now();
       }
-      if (ckptNow || stop) await this.save(false);
+      if (ckptNow || stop) {
+        await this.save(false);
+        signals.checkpointRequested = false;
+        // A signal during the write: the checkpoint of this step is on disk, so stop here.
+        if (!stop && signals.signal !== null) stop = true;
+      }
       if (stop) {
         status = signals.signal !== null ? "interrupted" : "stopped";
         break;

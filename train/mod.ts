@@ -13,15 +13,16 @@ export * from "./evaluate.ts";
 export * from "./signals.ts";
 export * from "./csv.ts";
 export * from "./atomic.ts";
+export * from "./lock.ts";
 export {
   decodeSafetensors,
   encodeSafetensors,
   loadSafetensors,
   MAX_HEADER_BYTES,
-  saveSafetensors,
-  SafetensorsError,
   type SafetensorsDtype,
+  SafetensorsError,
   type SafetensorsFile,
+  saveSafetensors,
   type Tensor as SafetensorsTensor,
   type TensorData as SafetensorsData,
 } from "./safetensors.ts";

@@ -36,6 +36,11 @@ export interface MetricsState {
   lastLogStep: number;
   /** Losses of the steps after `lastLogStep` (float32 values), for the next row's mean. */
   pendingLosses: number[];
+  /**
+   * An evaluation (and its log row) a stop interrupted at `step`, with that step's monitored values:
+   * the resumed loop redoes it before its first step. Null when none.
+   */
+  pendingEval?: { step: number; values: number[] } | null;
 }
 
 /**
@@ -90,7 +95,13 @@ export class TrainState {
     this.optimizer = init.optimizer ?? null;
     this.rngs = init.rngs ?? {};
     this.step = init.step ?? 0;
-    this.metrics = { csvRows: 0, elapsedSeconds: 0, lastLogStep: this.step, pendingLosses: [] };
+    this.metrics = {
+      csvRows: 0,
+      elapsedSeconds: 0,
+      lastLogStep: this.step,
+      pendingLosses: [],
+      pendingEval: null,
+    };
     const names = new Map<Tensor, string>();
     for (const [prefix, m] of Object.entries(this.modules)) {
       for (const [n, t] of m?.namedParameters() ?? []) names.set(t, prefix + n);
@@ -169,6 +180,7 @@ export class TrainState {
       elapsedSeconds: saved.elapsedSeconds ?? 0,
       lastLogStep: saved.lastLogStep ?? file.step,
       pendingLosses: [...(saved.pendingLosses ?? [])],
+      pendingEval: saved.pendingEval ?? null,
     };
     return file;
   }

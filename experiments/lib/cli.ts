@@ -227,7 +227,7 @@ function coerceScalar(
     throw new CliError(`--${flag}: expected an integer, got "${raw}"`);
   }
   if (s.min !== undefined && v < s.min) {
-    throw new CliError(`--${flag}: value ${raw} is below the minimum ${s.min}`);
+    throw new CliError(`--${flag}: value ${raw} is below the minimum ${s.min} (must be ≥ ${s.min})`);
   }
   if (s.max !== undefined && v > s.max) {
     throw new CliError(`--${flag}: value ${raw} is above the maximum ${s.max}`);
@@ -265,10 +265,21 @@ export function parseExperimentArgsOrThrow<const S extends OptionsSpec>(
       ...(s.type.endsWith("[]") ? { multiple: true } : {}),
     };
   }
+  // `--batch -5`: a negative number after a flag that takes a value is that value (node:util's parseArgs
+  // would call it an ambiguous option), so the range check can say what is allowed.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i], next = args[i + 1];
+    const name = a.startsWith("--") && !a.includes("=") ? a.slice(2) : null;
+    if (name && options[name]?.type === "string" && next !== undefined && /^-(\d|\.\d|Infinity)/.test(next)) {
+      joined.push(`${a}=${next}`);
+      i++;
+    } else joined.push(a);
+  }
   let parsed: { values: Record<string, string | boolean | (string | boolean)[] | undefined> };
   try {
     parsed = parseArgs({
-      args: [...args],
+      args: joined,
       options,
       strict: true,
       allowPositionals: false,

@@ -27,6 +27,7 @@ import type { MetricsState } from "../../train/state.ts";
 import { ResNet18 } from "../../models/resnet.ts";
 import { LinearClassifier, SimplexClassifier } from "../../models/classifier.ts";
 import { defaultTrainConfig, type TrainConfig } from "./config.ts";
+import type { EvalMetrics } from "./types.ts";
 
 export { MOMENTUM_PREFIX, momentumFor, readTensors } from "../../train/checkpoint.ts";
 
@@ -75,6 +76,8 @@ export interface CheckpointMeta {
   state: RunState;
   /** True when this is the final checkpoint of a completed run. */
   final: boolean;
+  /** The final evaluation (final checkpoints of completed runs). */
+  evaluation?: EvalMetrics | null;
 }
 
 /** The encoder plus its heads. */
@@ -122,9 +125,15 @@ export function checkpointMetadata(
   return { config: JSON.stringify(config), config_hash: hash, data: JSON.stringify(data) };
 }
 
-/** Reads a checkpoint file and parses its metadata (no GPU needed). */
-export async function readCheckpoint(path: string): Promise<RawCheckpoint> {
-  const file = await readCheckpointFile(path, CHECKPOINT_FORMAT, "Section 5");
+/**
+ * Reads and verifies a checkpoint file and parses its metadata (no GPU needed); `requireChecksum`
+ * refuses files without a checksum (a resume does; older files and other tools' have none).
+ */
+export async function readCheckpoint(
+  path: string,
+  options: { requireChecksum?: boolean } = {},
+): Promise<RawCheckpoint> {
+  const file = await readCheckpointFile(path, CHECKPOINT_FORMAT, "Section 5", options);
   const md = file.metadata;
   const meta: CheckpointMeta = {
     step: file.step,
@@ -133,6 +142,7 @@ export async function readCheckpoint(path: string): Promise<RawCheckpoint> {
     data: parseMetadataJson<DataInfo>(path, "data", md.data),
     state: file.state as RunState,
     final: file.final,
+    evaluation: md.evaluation ? parseMetadataJson<EvalMetrics>(path, "evaluation", md.evaluation) : null,
   };
   return { meta, tensors: file.tensors };
 }

@@ -139,4 +139,6 @@ export interface TrainResult {
   };
   /** The command that continues an interrupted run. */
   resumeCommand: string;
+  /** The stop signal received (SIGINT, SIGTERM), also one during the finish of a completed run; else null. */
+  signal?: string | null;
 }
