@@ -34,6 +34,12 @@ export {
   type KernelProfile,
   type ProfileReport,
 } from "./engine/gpu.ts";
+export {
+  KERNELS_ENV,
+  type KernelStrategy,
+  type KernelStrategyOption,
+  resolveKernelStrategy,
+} from "./engine/strategy.ts";
 export type { GpuDeviceHandle } from "./engine/device.ts";
 export { BufferPool, type PoolStats, sizeClass } from "./engine/buffer_pool.ts";
 export { type CompiledKernel, type KernelSpec, PipelineCache } from "./engine/kernel.ts";
@@ -77,7 +83,14 @@ export { max, mean, sum } from "./engine/ops/reduce.ts";
 export { accuracy, argmax, concat, flatten, gatherRows, reshape, transpose2d } from "./engine/ops/shape.ts";
 export { globalAvgPool } from "./engine/ops/pool.ts";
 export { batchNorm2d, type BatchNormOptions, batchNormRelu2d } from "./engine/ops/batchnorm.ts";
-export { linear, matmul, type MatmulOptions } from "./engine/ops/matmul.ts";
+export {
+  gemmFallbackReason,
+  type GemmTiling,
+  gemmTiling,
+  linear,
+  matmul,
+  type MatmulOptions,
+} from "./engine/ops/matmul.ts";
 export { conv2d, type Conv2dOptions } from "./engine/ops/conv.ts";
 export {
   crossEntropy,

@@ -139,6 +139,32 @@ export interface GemmKernel {
   workgroups: [number, number, number];
 }
 
+/** The device limits a tiling must respect (names as in `GPUSupportedLimits`). */
+export interface GemmLimits {
+  maxComputeInvocationsPerWorkgroup?: number;
+  maxComputeWorkgroupSizeX?: number;
+  maxComputeWorkgroupSizeY?: number;
+  maxComputeWorkgroupStorageSize?: number;
+}
+
+/**
+ * Why `t` does not fit a device with `limits`, or `null` when it does: invocations per workgroup, the
+ * workgroup's x and y sizes, and (workgroup-memory tilings) the bytes of the two staged tiles. Missing
+ * limits read as WebGPU's defaults.
+ */
+export function tilingMisfit(t: GemmTiling, limits: GemmLimits): string | null {
+  const x = t.tileN / t.threadN;
+  const y = t.tileM / t.threadM;
+  const invocations = limits.maxComputeInvocationsPerWorkgroup ?? 256;
+  if (x * y > invocations) return `${x * y} invocations per workgroup > ${invocations}`;
+  if (x > (limits.maxComputeWorkgroupSizeX ?? 256)) return `workgroup x size ${x} > limit`;
+  if (y > (limits.maxComputeWorkgroupSizeY ?? 256)) return `workgroup y size ${y} > limit`;
+  const storage = limits.maxComputeWorkgroupStorageSize ?? 16384;
+  const bytes = t.useWorkgroupMemory ? (t.tileM + t.tileN) * t.tileK * 4 : 0;
+  if (bytes > storage) return `${bytes} bytes of workgroup memory > ${storage}`;
+  return null;
+}
+
 /** Checks that a tiling is well formed; throws an Error naming the bad field. */
 export function validateTiling(t: GemmTiling): void {
   const ints = [t.tileM, t.tileN, t.tileK, t.threadM, t.threadN];

@@ -15,6 +15,7 @@ import {
   type GemmTiling,
   REGISTER_TILING,
   SHARED_TILING,
+  tilingMisfit,
 } from "../../shaders/gemm.ts";
 
 import { gemmLoopTrips } from "../../shaders/gemm.ts";
@@ -27,17 +28,29 @@ let tilingOverride: GemmTiling | null = null;
 
 /**
  * Forces the tiling of every GEMM (matmul, linear, conv2d and their backward passes); `null` restores
- * the automatic choice (register blocking on a fallback adapter, workgroup-memory tiles otherwise).
- * Tests use it to exercise both paths on one device.
+ * the choice of the kernel strategy (`gpu().kernels`). Tests use it to exercise one tiling exactly.
  */
 export function setGemmTiling(tiling: GemmTiling | null): void {
   tilingOverride = tiling;
 }
 
-/** The tiling GEMMs use now (see `setGemmTiling`). */
+/**
+ * The tiling GEMMs use now: a `setGemmTiling` override, else the strategy's (`gpu().kernels`): register
+ * blocking for "software", workgroup-memory tiles for "gpu" — unless the device's limits cannot hold
+ * those tiles, when GEMMs fall back to register blocking (which needs 16 invocations and no workgroup
+ * memory), as `gemmFallbackReason()` reports.
+ */
 export function gemmTiling(): GemmTiling {
   if (tilingOverride) return tilingOverride;
-  return gpu().report.isFallback ? REGISTER_TILING : SHARED_TILING;
+  const g = gpu();
+  if (g.kernels === "software") return REGISTER_TILING;
+  return tilingMisfit(SHARED_TILING, g.report.limits) === null ? SHARED_TILING : REGISTER_TILING;
+}
+
+/** Why the "gpu" strategy's GEMM tiles do not fit this device (so GEMMs use register blocking), or null. */
+export function gemmFallbackReason(): string | null {
+  const g = gpu();
+  return g.kernels === "gpu" ? tilingMisfit(SHARED_TILING, g.report.limits) : null;
 }
 
 /**
