@@ -48,6 +48,7 @@ export {
   type DType,
   empty,
   fmtShape,
+  type GradSink,
   ShapeError,
   Storage,
   Tensor,
