@@ -96,7 +96,7 @@ Deno.test({
     assertClose(await params[2].toArray(), host[2], { rtol: 0, atol: 0, label: "zero step" });
     opt.dispose();
     assertClose(await params[1].toArray(), host[1], { rtol: 0, atol: 0, label: "after dispose" });
-    assert.equal(params[1].gradSlot, undefined);
+    assert.equal(params[1].gradSink, undefined);
   },
 });
 
@@ -285,7 +285,7 @@ Deno.test({
         l.dispose();
       }
       const grads = [await w.grad!.toArray(), await b.grad!.toArray()];
-      const flags = [w.gradSlotZero, b.gradSlotZero];
+      const flags = [w.gradSink?.fresh ?? false, b.gradSink?.fresh ?? false];
       sgd?.dispose();
       [w, b, x].forEach((t) => t.dispose());
       return { grads, flags };
@@ -306,9 +306,9 @@ Deno.test({
     const p = tensor([1, 2], [2], { requiresGrad: true });
     const sgd = new SGD([p], { lr: 0.1 });
     sgd.zeroGrad();
-    assert.equal(gradTarget(p), p.gradSlot);
+    assert.equal(gradTarget(p), p.gradSink?.grad);
     const fresh = gradTarget(p);
-    assert.notEqual(fresh, p.gradSlot);
+    assert.notEqual(fresh, p.gradSink?.grad);
     fresh.dispose();
     sgd.dispose();
     p.dispose();
