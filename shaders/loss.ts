@@ -20,7 +20,6 @@ export function rowMain(rows: number, wg = ROW_WG): string {
   return flatMain(rows, wg).replace("let i = ", "let r = ").replace("if (i >= ", "if (r >= ");
 }
 
-
 /**
  * Sphere normalisation, forward: `z = ρ·u/max(‖u‖, eps)` for `rows` rows of length `d`.
  * Writes `z` and the guarded norm of each row (kept for the backward).
