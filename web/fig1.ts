@@ -23,6 +23,38 @@ function frameSteps(every: number, steps: number): number[] {
   return out;
 }
 
+/**
+ * The paper's layout: a strip of small panels at the snapshot steps of `deno task fig1` (and the last
+ * step), each titled with its loss. `strip` is emptied; returns a function that draws step `step`.
+ */
+function snapshotStrip(
+  strip: HTMLElement,
+  steps: readonly number[],
+  what: string,
+): (
+  step: number,
+  loss: number,
+  Z: ArrayLike<number>,
+  o: { radius: number; extent: number; W?: ArrayLike<number> },
+) => void {
+  strip.replaceChildren();
+  const canvases = new Map<number, HTMLCanvasElement>();
+  for (const step of steps) {
+    const c = document.createElement("canvas");
+    c.className = "thumb";
+    c.setAttribute("role", "img");
+    c.setAttribute("aria-label", `${what} at step ${step} (not reached yet)`);
+    strip.append(c);
+    canvases.set(step, c);
+  }
+  return (step, loss, Z, o) => {
+    const c = canvases.get(step);
+    if (!c) return;
+    drawPoints(c, Z, labelsOf(Z.length / 2), { title: `${what} = ${loss.toFixed(3)}`, dot: 2, ...o });
+    c.setAttribute("aria-label", `${what} at step ${step}: loss ${loss.toFixed(3)}`);
+  };
+}
+
 /** Wires the Fig. 1 panel (its elements are in index.html under `#fig1`). */
 export function mountFig1(): void {
   const O = FIG1_OPTIONS;
@@ -91,6 +123,12 @@ export function mountFig1(): void {
         `λ = ${s.lambda.toPrecision(6)}${s.lambdaAuto ? ", chosen so that the bound is 0.265" : ""}): ` +
         `${ce.bound.toFixed(6)} at r_W = ${ce.rW.toFixed(6)}`,
     );
+    const snaps = (list: readonly number[], steps: number) =>
+      [...new Set([...list.filter((t) => t < steps), steps])].sort((a, b) => a - b);
+    const scSnaps = snaps(O.scSnapshots.default, s.scSteps);
+    const ceSnaps = snaps(O.ceSnapshots.default, s.ceSteps);
+    const scThumb = snapshotStrip($("fig1-sc-strip"), scSnaps, "SC");
+    const ceThumb = snapshotStrip($("fig1-ce-strip"), ceSnaps, "CE");
     const scCurve: { x: number; y: number }[] = [];
     const ceCurve: { x: number; y: number }[] = [];
     const t0 = performance.now();
@@ -104,8 +142,9 @@ export function mountFig1(): void {
         finalFraction: O.finalFraction.default,
         finalLrScale: O.finalLrScale.default,
         seed: s.seed * 7919 + 1,
-        logSteps: frameSteps(s.every, s.scSteps),
+        logSteps: [...frameSteps(s.every, s.scSteps), ...scSnaps],
         onLog: async ({ step, loss, Z }) => {
+          scThumb(step, loss, Z, { radius: rho, extent: rho * 1.1 });
           scCurve.push({ x: step, y: loss });
           drawPoints(scCanvas, Z, labelsOf(N), {
             title: `SC = ${loss.toFixed(3)} (step ${step})`,
@@ -146,12 +185,13 @@ export function mountFig1(): void {
         finalFraction: O.finalFraction.default,
         finalLrScale: O.finalLrScale.default,
         seed: s.seed * 7919 + 2,
-        logSteps: frameSteps(s.every, s.ceSteps),
+        logSteps: [...frameSteps(s.every, s.ceSteps), ...ceSnaps],
         keepSnapshots: true,
         onLog: async (r) => {
           ceCurve.push({ x: r.step, y: r.objective });
           let extent = 1.1;
           for (const v of r.W!) extent = Math.max(extent, Math.abs(v) * 1.2);
+          ceThumb(r.step, r.objective, r.Z!, { radius: 1, extent: Math.min(extent, 4), W: r.W });
           drawPoints(ceCanvas, r.Z!, labelsOf(N), {
             title: `CE = ${r.objective.toFixed(3)} (step ${r.step})`,
             radius: 1,
