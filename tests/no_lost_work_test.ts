@@ -14,6 +14,7 @@ import nodeAssert from "node:assert/strict";
 import { join } from "node:path";
 import { gpuTest, setup } from "./util.ts";
 import { main } from "../experiments/train.ts";
+import { main as theoryMain } from "../theory/cli.ts";
 import { readCsv } from "../train/csv.ts";
 import { decodeSafetensors, encodeSafetensors } from "../train/safetensors.ts";
 import { checkpointDigest, CHECKSUM_KEY } from "../train/checkpoint.ts";
@@ -78,12 +79,12 @@ class Child {
       for await (const chunk of proc.stderr) this.#stderr += dec.decode(chunk, { stream: true });
     })();
   }
-  /** Waits until stderr contains `text` (or the process ends). */
-  async waitFor(text: string, timeoutMs = 60_000): Promise<void> {
+  /** Waits until stderr contains `text` `times` times (or the process ends). */
+  async waitFor(text: string, times = 1, timeoutMs = 60_000): Promise<void> {
     const end = performance.now() + timeoutMs;
     let done = false;
     this.proc.status.then(() => (done = true));
-    while (!this.#stderr.includes(text)) {
+    while (this.#stderr.split(text).length - 1 < times) {
       if (done || performance.now() > end) throw new Error(`no "${text}" on stderr:\n${this.#stderr}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -131,6 +132,12 @@ function oneLine(lines: string[], pattern: RegExp): void {
   assertEquals(lines.length, 1, `one line expected:\n${lines.join("\n")}`);
   assertMatch(lines[0], pattern);
   assert(!/^\s+at /m.test(lines.join("\n")), "no stack trace");
+}
+
+/** TINY with `flags` replacing its own of the same name. */
+function tiny(...flags: string[]): string[] {
+  const names = new Set(flags.map((f) => f.split("=")[0]));
+  return [...TINY.filter((a) => !names.has(a.split("=")[0])), ...flags];
 }
 
 let reference = "";
@@ -289,6 +296,56 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "signals: SIGUSR1 writes a checkpoint and the run goes on; the run resumes bit-identically",
+  ...gpuTest,
+  async fn() {
+    const ref = await referenceRun();
+    const out = await Deno.makeTempDir({ prefix: "nlw_usr1_" });
+    const c = new Child([...tiny("--checkpoint-every=0"), `--out=${out}`], {
+      SUPCON_FAULT_POINT: "step#2,step#4",
+    });
+    await c.waitFor("fault point: step");
+    c.proc.kill("SIGUSR1");
+    await c.waitFor("fault point: step", 2);
+    assertEquals((await tensors(out)).step, "2", "the checkpoint SIGUSR1 asked for");
+    c.proc.kill("SIGINT");
+    const r = await c.end();
+    assertEquals(r.code, 130, r.lines.join("\n"));
+    assertEquals((await tensors(out)).step, "4");
+    const resumed = await run([...tiny("--checkpoint-every=0"), `--out=${out}`, "--resume"]);
+    assertEquals(resumed.code, 0, resumed.stderr.join("\n"));
+    await assertSameRun(ref, out);
+    await Deno.remove(out, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "signals: during an SC probe inside the loop (--eval-every) the run stops; the resumed run redoes " +
+    "that evaluation and its row first, bit-identically",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const sc = tiny("--loss=sc", "--eval-every=3", "--probe-iterations=5");
+    const ref = await Deno.makeTempDir({ prefix: "nlw_scref_" });
+    const a = await run([...sc, `--out=${ref}`]);
+    assertEquals(a.code, 0, a.stderr.join("\n"));
+    const out = await Deno.makeTempDir({ prefix: "nlw_probe_" });
+    const c = new Child([...sc, `--out=${out}`], { SUPCON_FAULT_POINT: "probe#1" });
+    await c.waitFor("fault point: probe");
+    c.proc.kill("SIGTERM");
+    const r = await c.end();
+    assertEquals(r.code, 143, r.lines.join("\n"));
+    assertEquals((await tensors(out)).step, "3");
+    await noTmp(out);
+    const resumed = await run([...sc, `--out=${out}`, "--resume"]);
+    assertEquals(resumed.code, 0, resumed.stderr.join("\n"));
+    await assertSameRun(ref, out);
+    await Deno.remove(out, { recursive: true });
+    await Deno.remove(ref, { recursive: true });
+  },
+});
+
 /** A copy of the reference run folder to damage. */
 async function copyRun(): Promise<string> {
   const ref = await referenceRun();
@@ -435,3 +492,23 @@ async function exists(p: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("theory CLI: sizes that would eat memory are capped with a message; integers beyond 2^53 refused", () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["sc-bound", "--N", "50000", "--K", "10", "--b", "1e9", "--rho2", "10"],
+      /--b 1000000000 exceeds the cap/,
+    ],
+    [["simplex", "--K", "1e5", "--h", "1e5"], /simplex --K 100000 --h 100000: too large/],
+    [
+      ["sc-bound", "--N", "9007199254740993", "--K", "10", "--b", "256", "--rho2", "10"],
+      /--N must be at most 2\^53/,
+    ],
+  ];
+  for (const [args, pattern] of cases) {
+    const r = theoryMain(args);
+    assertEquals(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assertMatch(r.stderr, pattern);
+    assertEquals(r.stderr.trim().split("\n").length <= 2, true);
+  }
+});

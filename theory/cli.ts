@@ -99,6 +99,9 @@ function num(v: Values, name: keyof typeof OPTIONS, kind: "int" | "pos" | "nonne
   if (kind === "int" && !Number.isInteger(x)) {
     throw new UsageError(`--${name} must be an integer (got '${raw}')`);
   }
+  if (kind === "int" && !Number.isSafeInteger(x)) {
+    throw new UsageError(`--${name} must be at most 2^53 - 1 = ${Number.MAX_SAFE_INTEGER} (got '${raw}')`);
+  }
   if (kind === "pos" && !(x > 0)) throw new UsageError(`--${name} must be > 0 (got '${raw}')`);
   if (kind === "nonneg" && !(x >= 0)) throw new UsageError(`--${name} must be >= 0 (got '${raw}')`);
   return x;
@@ -159,12 +162,23 @@ function jsonLine(obj: unknown): string {
   return JSON.stringify(obj, (_k, val) => (typeof val === "bigint" ? val.toString() : val)) + "\n";
 }
 
+/** The most coordinates `simplex` prints (K·h). */
+export const MAX_SIMPLEX_COORDINATES = 1_000_000;
+/** The largest batch size `sc-bound` sums over (its memory grows with b: one term per l ≤ b). */
+export const MAX_SC_BOUND_B = 1_000_000;
+
 function cmdSimplex(v: Values, json: boolean): string {
   const K = intAtLeast(v, "K", 2);
   const h = intAtLeast(v, "h", 1);
   const radius = v.radius === undefined ? 1 : num(v, "radius", "pos");
   if (K > h + 1) {
     throw new UsageError(`a regular simplex with K=${K} vertices needs h >= K-1, but h=${h} (K > h+1)`);
+  }
+  if (K * h > MAX_SIMPLEX_COORDINATES || K * K * h > 1e9) {
+    throw new UsageError(
+      `simplex --K ${K} --h ${h}: too large to print (K·h = ${K * h} coordinates; the cap is ` +
+        `${MAX_SIMPLEX_COORDINATES} coordinates and K²·h ≤ 1e9 for the invariants)`,
+    );
   }
   const rows = regularSimplex(K, h, radius);
   const inv = simplexInvariants(rows);
@@ -262,6 +276,11 @@ function cmdScBound(v: Values, json: boolean): string {
   const N = intAtLeast(v, "N", 1);
   const K = intAtLeast(v, "K", 2);
   const b = intAtLeast(v, "b", 2);
+  if (b > MAX_SC_BOUND_B) {
+    throw new UsageError(
+      `--b ${b} exceeds the cap of ${MAX_SC_BOUND_B} (the bound sums one term per l ≤ b; memory and time grow with b)`,
+    );
+  }
   const { rho, rho2 } = rhoOf(v);
   const method = v.method ?? "auto";
   if (method !== "auto" && method !== "exact" && method !== "log") {

@@ -114,6 +114,7 @@ export class StopSignals implements Disposable {
   #receive(sig: Deno.Signal, quiet: boolean): void {
     if (sig === CHECKPOINT_SIGNAL) {
       this.checkpointRequested = true;
+      requestsSeen++;
       if (!quiet) console.error(`\n${sig}: writing a checkpoint after the current step, then going on`);
       return;
     }
@@ -176,10 +177,11 @@ const faultHits = new Map<string, number>();
 /**
  * A named point at which tests pause a run: with `SUPCON_FAULT_POINT=<name>` (or `<name>#<k>` for its
  * k-th visit; several separated by commas) the process prints `fault point: <name>` on stderr and
- * waits until a stop signal arrives (or, with `SUPCON_FAULT_HOLD=1`, forever), so that a test can
- * signal or kill it there. Without the variable (or without permission to read it) it costs one map
- * lookup. Points: `startup`, `step`, `checkpoint-write` (the bytes are in the temporary file, not yet
- * renamed), `evaluate`, `probe`, `finish`.
+ * waits until a signal arrives (stop or SIGUSR1; with `SUPCON_FAULT_HOLD=1`, forever), so that a test
+ * can signal or kill it there. Without the variable (or without permission to read it) it costs one
+ * map lookup. Points: `step` (after each training step), `write:<file name>` (an atomic write whose
+ * bytes are in the temporary file, not yet renamed), `evaluate`, `probe` (train/ evaluation, as the
+ * Section 5 trainer calls them), `finish` (after the final checkpoint).
  */
 export async function faultPoint(name: string): Promise<void> {
   const wanted = faultPointSetting();
