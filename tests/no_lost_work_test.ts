@@ -67,9 +67,17 @@ class Child {
   readonly proc: Deno.ChildProcess;
   #stderr = "";
   #reader: Promise<void>;
-  constructor(args: string[], env: Record<string, string> = {}) {
-    const proc = this.proc = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--allow-write", "--allow-env", "experiments/train.ts", ...args],
+  constructor(args: string[], env: Record<string, string> = {}, command?: string[]) {
+    const argv = command ?? [
+      Deno.execPath(),
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      "experiments/train.ts",
+    ];
+    const proc = this.proc = new Deno.Command(argv[0], {
+      args: [...argv.slice(1), ...args],
       env,
       stdout: "null",
       stderr: "piped",
@@ -171,6 +179,49 @@ Deno.test({
     assertEquals(resumed.code, 0, resumed.stderr.join("\n"));
     await assertSameRun(ref, out);
     await Deno.remove(out, { recursive: true });
+  },
+});
+
+const hasSetsid = (() => {
+  try {
+    return new Deno.Command("setsid", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync()
+      .success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "signals: through `deno task`, Ctrl-C to the terminal's process group (the task runner forwards " +
+    "it too) counts once; the printed resume command is shell-quoted and works",
+  ignore: !hasSetsid,
+  ...gpuTest,
+  async fn() {
+    const ref = await referenceRun();
+    const parent = await Deno.makeTempDir({ prefix: "nlw_task_" });
+    const out = join(parent, "run folder's name");
+    // setsid: the task runner and the trainer in a process group of their own, as under a terminal.
+    const c = new Child([...TINY, `--out=${out}`], { SUPCON_FAULT_POINT: "step#3" }, [
+      "setsid",
+      Deno.execPath(),
+      "task",
+      "--quiet",
+      "train",
+    ]);
+    await c.waitFor("fault point: step");
+    Deno.kill(-c.proc.pid, "SIGINT");
+    const r = await c.end();
+    assertEquals(r.code, 130, r.lines.join("\n"));
+    assert(!r.lines.some((l) => l.includes("second SIGINT")), r.lines.join("\n"));
+    const resume = r.lines.find((l) => l.startsWith("Resume with: deno task train "));
+    assert(resume?.includes(`'--out=${out.replace("'", `'"'"'`)}'`), `quoted --out: ${resume}`);
+    await noTmp(out);
+    // Run the printed command through a shell (with Deno as `deno`).
+    const cmd = resume!.slice("Resume with: ".length).replace(/^deno /, `${Deno.execPath()} `);
+    const sh = await new Deno.Command("sh", { args: ["-c", cmd], stdout: "null", stderr: "piped" }).output();
+    assertEquals(sh.code, 0, new TextDecoder().decode(sh.stderr));
+    await assertSameRun(ref, out);
+    await Deno.remove(parent, { recursive: true });
   },
 });
 
@@ -511,4 +562,39 @@ Deno.test("theory CLI: sizes that would eat memory are capped with a message; in
     assertMatch(r.stderr, pattern);
     assertEquals(r.stderr.trim().split("\n").length <= 2, true);
   }
+});
+
+Deno.test({
+  name: "resume: --data given with a trailing slash, then through a symlink, is the same data",
+  ...gpuTest,
+  async fn() {
+    await setup();
+    const tmp = await Deno.makeTempDir({ prefix: "nlw_data_" });
+    const dir = join(tmp, "cifar");
+    await Deno.mkdir(dir);
+    const batch = (n: number, seed: number) => {
+      const b = new Uint8Array(n * 3073);
+      for (let i = 0; i < n; i++) {
+        b[i * 3073] = i % 10;
+        for (let j = 1; j < 3073; j++) b[i * 3073 + j] = (i * 31 + j * 7 + seed) & 255;
+      }
+      return b;
+    };
+    for (let k = 1; k <= 5; k++) await Deno.writeFile(join(dir, `data_batch_${k}.bin`), batch(10, k));
+    await Deno.writeFile(join(dir, "test_batch.bin"), batch(10, 9));
+    await Deno.symlink(dir, join(tmp, "link"));
+    const out = join(tmp, "run");
+    const args = [...tiny("--iterations=2"), "--dataset=cifar10", `--out=${out}`];
+    const first = await run([...args, `--data=${dir}/`]);
+    assertEquals(first.code, 0, first.stderr.join("\n"));
+    const resumed = await run([
+      ...args.filter((a) => !a.startsWith("--iterations")),
+      "--iterations=3",
+      `--data=${join(tmp, "link")}`,
+      "--resume",
+    ]);
+    assertEquals(resumed.code, 0, resumed.stderr.join("\n"));
+    assertEquals((await summary(out)).step, 3);
+    await Deno.remove(tmp, { recursive: true });
+  },
 });
