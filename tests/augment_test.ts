@@ -3,7 +3,8 @@
  * crop at (4 + dy, 4 + dx), flip horizontally, normalise with per-channel mean/std.
  */
 import assert from "node:assert/strict";
-import { assertClose, gpuTest, rng, setup } from "./util.ts";
+import { assertClose, rng, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { augmentBatch, augmentParams, uploadImages } from "../engine/ops/augment.ts";
 
@@ -48,9 +49,8 @@ function randomImages(n: number, c: number, h: number, w: number, seed: number):
 const MEAN = [0.4914, 0.4822, 0.4465];
 const STD = [0.247, 0.2435, 0.2616];
 
-Deno.test({
+test({
   name: "augmentBatch: crop, flip, padding value and normalisation vs CPU (W = 11, repeated indices)",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const shape = [9, 3, 7, 11] as [number, number, number, number];
@@ -72,8 +72,9 @@ Deno.test({
     assertClose(got, expected, { rtol: 1e-5, atol: 1e-5, label: "augmented" });
     // Padded pixels: sample 0 is shifted by (−4, −4), so its top-left pixel is padding.
     assertClose([got[0]], [-MEAN[0] / STD[0]], { rtol: 1e-6, atol: 1e-6, label: "padding value" });
-    // The dataset bound in 256-byte chunks (as CIFAR-10 train exceeds one 128 MiB binding).
-    const chunked = augmentBatch(images, indices, params, { mean: MEAN, std: STD, maxBindingBytes: 256 });
+    // The dataset (2,268 bytes) bound in three 1 KiB chunks, as CIFAR-10 train exceeds one 128 MiB binding:
+    // six storage buffers in all, within WebGPU's default of 8 per stage (SwiftShader allows 10).
+    const chunked = augmentBatch(images, indices, params, { mean: MEAN, std: STD, maxBindingBytes: 1024 });
     assertClose(await chunked.toArray(), expected, { rtol: 1e-5, atol: 1e-5, label: "chunked" });
     // No augmentation: params null, or flip off and crop 0 with the same params.
     const plain = augmentRef(u8, shape, idx, null, MEAN, STD);
@@ -87,11 +88,10 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "augmentBatch: W multiple of 4 (no repacking), 1 channel; bad index gives NaN; shape errors",
-  ...gpuTest,
   fn: async () => {
-    await setup();
+    const g = await setup();
     const shape = [5, 1, 6, 8] as [number, number, number, number];
     const u8 = randomImages(...shape, 3);
     const images = uploadImages(u8, shape);
@@ -112,11 +112,32 @@ Deno.test({
     const got = await bad.toArray();
     assert.ok(got.slice(0, 48).every(Number.isFinite) && got.slice(48).every(Number.isNaN));
     assert.throws(() => augmentBatch(images, indices, params, { mean: MEAN, std: STD }), ShapeError);
-    assert.throws(() => augmentBatch(images, tensor(idx, [7]), null, { mean: [0], std: [1] }), ShapeError);
+    // f32 indices and f32 params are refused (tensor() would make the Int32Arrays i32).
+    const f32 = { dtype: "f32" } as const;
     assert.throws(
-      () => augmentBatch(images, indices, tensor(p, [7, 3]), { mean: [0], std: [1] }),
+      () => augmentBatch(images, tensor(idx, [7], f32), null, { mean: [0], std: [1] }),
+      ShapeError,
+    );
+    assert.throws(
+      () => augmentBatch(images, indices, tensor(p, [7, 3], f32), { mean: [0], std: [1] }),
       ShapeError,
     );
     assert.throws(() => uploadImages(u8.subarray(1), shape), ShapeError);
+    // A dataset bound in more chunks than the adapter has storage buffers per stage: a ShapeError naming
+    // the limit (each 1×1×256 image is one 256-byte chunk; with out and indices, limit + 1 bindings).
+    const limit = g.report.limits.maxStorageBuffersPerShaderStage ?? 8;
+    if (limit <= 4096) {
+      const many = uploadImages(new Uint8Array((limit - 1) * 256), [limit - 1, 1, 1, 256]);
+      assert.throws(
+        () =>
+          augmentBatch(many, tensor([0], [1], { dtype: "i32" }), null, {
+            mean: [0],
+            std: [1],
+            maxBindingBytes: 256,
+          }),
+        (e: Error) => e instanceof ShapeError && /storage buffers/.test(e.message),
+      );
+      many.dispose();
+    }
   },
 });

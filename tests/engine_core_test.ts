@@ -5,7 +5,8 @@ import { addSame, fill } from "../engine/ops/core.ts";
 import { keep, TensorScope, tidy } from "../engine/scope.ts";
 import { sizeClass } from "../engine/buffer_pool.ts";
 import { GpuError } from "../engine/device.ts";
-import { gpuTest, setup } from "./util.ts";
+import { setup } from "./util.ts";
+import { test } from "./harness.ts";
 
 /** A recorded test op: 2·x, built from the core add so autograd paths can be exercised. */
 function twice(x: Tensor): Tensor {
@@ -16,9 +17,8 @@ function plus(a: Tensor, b: Tensor): Tensor {
   return record("plus", [a, b], addSame(a, b), (g) => [g, g]);
 }
 
-Deno.test({
+test({
   name: "device report names the adapter and raised limits",
-  ...gpuTest,
   async fn() {
     const g = await setup();
     assert.ok(g.report.name.length > 0);
@@ -28,9 +28,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "tensors round-trip f32, i32 and u32 data; shapes are checked",
-  ...gpuTest,
   async fn() {
     await setup();
     const a = tensor([[1.5, -2], [3, 4]]);
@@ -48,9 +47,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "poisoned outputs read NaN until written; fill writes every element",
-  ...gpuTest,
   async fn() {
     await setup();
     const e = empty([1000]);
@@ -62,9 +60,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "autograd sums gradients over a diamond and shared inputs, in topological order",
-  ...gpuTest,
   async fn() {
     await setup();
     const x = tensor([1, 2, 3], [3], { requiresGrad: true });
@@ -81,9 +78,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "noGrad records nothing",
-  ...gpuTest,
   async fn() {
     await setup();
     const x = tensor([1], [1], { requiresGrad: true });
@@ -99,9 +95,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "tidy frees everything but its result; TensorScope and using free too; no leak over 100 steps",
-  ...gpuTest,
   async fn() {
     const g = await setup();
     await g.sync();
@@ -143,9 +138,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "using a disposed tensor names the tensor; a broken kernel names the kernel",
-  ...gpuTest,
   async fn() {
     const g = await setup();
     const a = fill([3], 1);
@@ -161,7 +155,7 @@ Deno.test({
   },
 });
 
-Deno.test("size classes waste at most 1/8 above 64 KiB and round small buffers to powers of two", () => {
+test("size classes waste at most 1/8 above 64 KiB and round small buffers to powers of two", () => {
   assert.equal(sizeClass(1), 256);
   assert.equal(sizeClass(300), 512);
   assert.equal(sizeClass(65536), 65536);
@@ -171,9 +165,8 @@ Deno.test("size classes waste at most 1/8 above 64 KiB and round small buffers t
   }
 });
 
-Deno.test({
+test({
   name: "a training step is recorded without submits until read back",
-  ...gpuTest,
   async fn() {
     const g = await setup();
     await g.sync();
@@ -188,9 +181,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "releaseData frees an intermediate early, keeps its autograd node, and refuses later reads",
-  ...gpuTest,
   async fn() {
     const g = await setup();
     const x = tensor([1, 2, 3], [3], { requiresGrad: true });
@@ -208,9 +200,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "backward with releaseIntermediates frees interior tensors, keeps root, leaves and detached views",
-  ...gpuTest,
   async fn() {
     const g = await setup();
     // w = 2·(2·y + y) with y = 2x, so dw/dx = 12; y feeds two consumers (a diamond).

@@ -4,7 +4,8 @@
  * classifiers and point configurations. Outputs are poisoned (setup()), so unwritten elements fail.
  */
 import assert from "node:assert/strict";
-import { assertClose, dot, gpuTest, randomArray, rng, setup } from "./util.ts";
+import { assertClose, dot, randomArray, rng, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { gpu } from "../engine/gpu.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { TensorScope } from "../engine/scope.ts";
@@ -49,9 +50,8 @@ function expectedStandardParameters(widths: number[], inChannels = 3): [string, 
   return out;
 }
 
-Deno.test({
+test({
   name: "ResNet18 width 1: 11,168,832 parameters with kuangliu/PyTorch names and shapes; dispose frees all",
-  ...gpuTest,
   fn: async () => {
     await setup();
     await gpu().sync();
@@ -80,9 +80,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "ResNet18 preact: names (bn1/conv1/bn2/conv2, conv-only shortcut), no stem BN, no final BN",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const model = new ResNet18({ variant: "preact", width: 1 / 8, seed: 1 });
@@ -107,9 +106,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "init: PyTorch defaults (conv/linear U(±1/√fan_in), BN γ=1 β=0, running 0/1), deterministic by seed",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const a = new ResNet18({ width: 1 / 8, seed: 7 });
@@ -141,9 +139,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "train()/eval() propagate to every descendant",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const model = new ResNet18({ width: 1 / 16, seed: 2 });
@@ -189,9 +186,8 @@ function perturbBatchNorm(dict: StateDict, seed: number): StateDict {
 const FORWARD_TOL = { rtol: 1e-3, atol: 1e-4 };
 
 for (const variant of ["standard", "preact"] as ResNetVariant[]) {
-  Deno.test({
+  test({
     name: `ResNet18 ${variant} width 1/8: GPU forward vs float64 reference (N 3, 3×32×32), train and eval BN`,
-    ...gpuTest,
     fn: async () => {
       await setup();
       const n = 3, size = 32;
@@ -245,9 +241,8 @@ for (const variant of ["standard", "preact"] as ResNetVariant[]) {
   });
 }
 
-Deno.test({
+test({
   name: "ResNet18: shape errors name the op and the shapes; unknown variant and bad width rejected",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const model = new ResNet18({ width: 1 / 16 });
@@ -263,9 +258,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "stateDict/loadStateDict: round trip; missing, unexpected keys and shape mismatches are named",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const a = new ResNet18({ width: 1 / 16, seed: 1 });
@@ -311,9 +305,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "SimplexClassifier: fixed unit-norm regular simplex weights; logits and feature gradient vs float64",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const h = 13, K = 7, n = 9;
@@ -372,9 +365,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "LinearClassifier: logits vs float64 (bias-free default and with bias), shape errors",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const h = 19, K = 5, n = 7;
@@ -408,9 +400,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "PointConfiguration: sphere/disc/normal inits, deterministic, forward is the trainable parameter",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const n = 50, dim = 3, radius = 2;
@@ -441,9 +432,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "Conv2d and BatchNorm2d modules: weight shapes and names",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const conv = new Conv2d(3, 5, 3, { stride: 2, padding: 1, rng: 1 });
@@ -458,10 +448,9 @@ Deno.test({
 });
 
 for (const variant of ["standard", "preact"] as ResNetVariant[]) {
-  Deno.test({
+  test({
     name:
       `ResNet18 ${variant} width 1/8: end-to-end loss gradient vs central differences along random directions`,
-    ...gpuTest,
     fn: async () => {
       // Every backward path of a training step composed (conv forward / grad input / grad weight on all
       // layer shapes, BN in training mode, addRelu, pooling, linear, cross-entropy), written into the

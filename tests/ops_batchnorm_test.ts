@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
+import { assertClose, dot, numericGrad, randomArray, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { noGrad } from "../engine/autograd.ts";
 import { batchNorm2d, batchNormRelu2d } from "../engine/ops/batchnorm.ts";
@@ -25,9 +26,8 @@ function params(c: number, seed: number) {
 for (const relu of [false, true]) {
   const op = relu ? batchNormRelu2d : batchNorm2d;
   const name = relu ? "batchNormRelu2d" : "batchNorm2d";
-  Deno.test({
+  test({
     name: `${name}: training forward, running updates, backward vs finite differences (N=3 C=5 H=7 W=6)`,
-    ...gpuTest,
     fn: async () => {
       await setup();
       const [n, c, h, w] = [3, 5, 7, 6];
@@ -66,9 +66,8 @@ for (const relu of [false, true]) {
     },
   });
 
-  Deno.test({
+  test({
     name: `${name}: eval forward uses running statistics; backward vs finite differences`,
-    ...gpuTest,
     fn: async () => {
       await setup();
       const [n, c, h, w] = [3, 5, 7, 6];
@@ -106,9 +105,8 @@ for (const relu of [false, true]) {
   });
 }
 
-Deno.test({
+test({
   name: "batchNorm2d: chunked statistics (N=40 C=3 H=W=9: 4 chunks per channel) and analytic backward",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const [n, c, h, w] = [40, 3, 9, 9];
@@ -136,9 +134,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "batchNorm2d: momentum compounds over steps, updates happen under noGrad, shape errors",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const [n, c, h, w] = [2, 3, 2, 3];

@@ -4,7 +4,8 @@
  * The naive float64 gradient references are themselves checked by finite differences.
  */
 import { throws } from "node:assert/strict";
-import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
+import { assertClose, dot, numericGrad, randomArray, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { setGemmTiling } from "../engine/ops/matmul.ts";
 import { conv2d, conv2dGradInputInto, convGeometry, gradWeightSplit } from "../engine/ops/conv.ts";
@@ -64,9 +65,8 @@ async function checkConv(d: ConvDims, seed: number): Promise<void> {
 }
 
 for (const [label, tiling] of TILINGS) {
-  Deno.test({
+  test({
     name: `conv2d: forward, grad input and grad weight vs float64 references (${label} tiling)`,
-    ...gpuTest,
     async fn() {
       await setup();
       setGemmTiling(tiling);
@@ -83,9 +83,8 @@ for (const [label, tiling] of TILINGS) {
   });
 }
 
-Deno.test({
+test({
   name: "conv2d: ResNet-18 shapes (3×3 s1/s2 p1, 1×1 s2 p0) at small batch, default tiling",
-  ...gpuTest,
   async fn() {
     await setup();
     let seed = 50;
@@ -103,7 +102,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "conv2d reference: naive gradients agree with float64 finite differences",
   fn() {
     for (const d of [CONFIGS[1], { N: 1, C: 2, H: 5, W: 4, O: 3, KH: 2, KW: 3, stride: 3, pad: 2 }]) {
@@ -119,9 +118,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "conv2d: only the gradient that is needed is computed",
-  ...gpuTest,
   async fn() {
     await setup();
     const d = CONFIGS[0];
@@ -137,9 +135,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "conv2d: shape errors name the op and both shapes",
-  ...gpuTest,
   async fn() {
     await setup();
     const x = tensor(new Float32Array(2 * 3 * 5 * 5), [2, 3, 5, 5]);
@@ -163,9 +160,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "conv2d: split-K grad weight and fused zero phases take the intended paths",
-  ...gpuTest,
   async fn() {
     await setup();
     for (const [label, tiling] of TILINGS) {
@@ -211,11 +207,10 @@ Deno.test({
 });
 
 for (const chunked of [false, true]) {
-  Deno.test({
+  test({
     name: `conv2d: channels-last forward and grad-input phases${
       chunked ? ", in image chunks (large-batch memory bound)," : ""
     } match float64 references`,
-    ...gpuTest,
     async fn() {
       await setup();
       setGemmTiling(REGISTER_TILING);

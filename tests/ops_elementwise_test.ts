@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
+import { assertClose, dot, numericGrad, randomArray, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import {
   add,
@@ -44,9 +45,8 @@ const SHAPE_PAIRS: [number[], number[]][] = [
   [[7], [3, 5, 7]],
 ];
 
-Deno.test({
+test({
   name: "elementwise: add/sub/mul/div broadcast forward and backward vs float64",
-  ...gpuTest,
   fn: async () => {
     await setup();
     let seed = 1;
@@ -77,9 +77,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "elementwise: broadcast errors name the op and shapes; dtype mismatch",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const a = tensor(new Float32Array(6), [2, 3]);
@@ -123,9 +122,8 @@ const UNARY: UnaryCase[] = [
   { name: "pow 0", op: (x) => powScalar(x, 0), f: () => 1, lo: -1, hi: 1 },
 ];
 
-Deno.test({
+test({
   name: "elementwise: unary ops forward and backward vs float64 (shape [3, 5, 7])",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const shape = [3, 5, 7];
@@ -151,9 +149,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "elementwise: large broadcast over a 2-D grid (> 65535 workgroups) and tidy frees intermediates",
-  ...gpuTest,
   fn: async () => {
     const g = await setup();
     const n = 17_000_001; // 66407 workgroups of 256: the 2-D grid path

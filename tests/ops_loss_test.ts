@@ -3,7 +3,8 @@
  * poisoned outputs; backwards against float64 central differences of the references.
  */
 import assert from "node:assert/strict";
-import { assertClose, dot, gpuTest, numericGrad, randomArray, randomInts, rng, setup } from "./util.ts";
+import { assertClose, dot, numericGrad, randomArray, randomInts, rng, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { crossEntropy, normalizeToSphere, supConAnchorLosses, supConLoss } from "../engine/ops/loss.ts";
 import { crossEntropyRef, normalizeToSphereRef, supConLossRef } from "./reference/loss_ref.ts";
@@ -13,9 +14,8 @@ function sphereRows(u: Float64Array, rows: number, d: number, radius: number): F
   return normalizeToSphereRef(u, rows, d, radius).map(Math.fround);
 }
 
-Deno.test({
+test({
   name: "normalizeToSphere: forward and backward vs float64 (rows 37, d 13, ρ = √10)",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const rows = 37, d = 13, radius = Math.sqrt(10);
@@ -35,9 +35,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "normalizeToSphere: a zero row gives zeros (epsilon guard), not NaN; shape errors",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const z = normalizeToSphere(tensor([0, 0, 0, 3, 4, 0], [2, 3]), 2);
@@ -47,9 +46,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "crossEntropy: mean and sum vs float64, backward vs finite differences (B 37, K 11)",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const rows = 37, k = 11;
@@ -69,9 +67,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "crossEntropy: large logits stay finite; an out-of-range label gives NaN; shape errors",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const x0 = [1000, 0, -1000, 50, 51, 52];
@@ -98,9 +95,8 @@ async function gpuSupCon(z0: ArrayLike<number>, y: ArrayLike<number>, b: number,
   return await loss.item();
 }
 
-Deno.test({
+test({
   name: "supConLoss: Eq. 6 vs float64 (b 37, d 13; duplicates, a class of three identical points)",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const b = 37, d = 13;
@@ -132,9 +128,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "supConLoss: singletons give 0; b = 1 and b = 2; ρ = √10 far apart at rtol 1e-5",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const b = 37, d = 13;
@@ -173,9 +168,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "supConLoss: backward vs float64 finite differences, alone and through normalizeToSphere",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const b = 37, d = 13;
@@ -202,9 +196,11 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "supConLoss: b = 4096, d = 512 is finite and matches float64 on a few anchors",
-  ...gpuTest,
+  // The same kernels as the small cases at a large shape; the "gpu" strategy's 4096² Gram takes two
+  // minutes on SwiftShader.
+  dawn: "once",
   fn: async () => {
     await setup();
     const b = 4096, d = 512, radius = Math.sqrt(10);

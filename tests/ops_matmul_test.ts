@@ -4,7 +4,8 @@
  * float64 reference (itself checked by finite differences on a small case).
  */
 import { throws } from "node:assert/strict";
-import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
+import { assertClose, dot, numericGrad, randomArray, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { linear, matmul, setGemmTiling } from "../engine/ops/matmul.ts";
 import { fitTiling, type GemmTiling, REGISTER_TILING, SHARED_TILING, UNROLL_K } from "../shaders/gemm.ts";
@@ -23,9 +24,8 @@ function transpose(a: ArrayLike<number>, r: number, c: number): Float64Array {
 }
 
 for (const [label, tiling] of TILINGS) {
-  Deno.test({
+  test({
     name: `matmul: four transpose combinations, odd shapes, vs float64 (${label} tiling)`,
-    ...gpuTest,
     async fn() {
       await setup();
       setGemmTiling(tiling);
@@ -60,9 +60,8 @@ for (const [label, tiling] of TILINGS) {
     },
   });
 
-  Deno.test({
+  test({
     name: `matmul: batched 3-D and broadcast 2-D operands, forward and backward (${label} tiling)`,
-    ...gpuTest,
     async fn() {
       await setup();
       setGemmTiling(tiling);
@@ -113,9 +112,8 @@ for (const [label, tiling] of TILINGS) {
     },
   });
 
-  Deno.test({
+  test({
     name: `matmul: backward of odd 2-D shapes vs analytic float64 reference (${label} tiling)`,
-    ...gpuTest,
     async fn() {
       await setup();
       setGemmTiling(tiling);
@@ -154,9 +152,8 @@ for (const [label, tiling] of TILINGS) {
     },
   });
 
-  Deno.test({
+  test({
     name: `linear: forward and gradients of x, w and bias (${label} tiling)`,
-    ...gpuTest,
     async fn() {
       await setup();
       setGemmTiling(tiling);
@@ -212,7 +209,7 @@ for (const [label, tiling] of TILINGS) {
   });
 }
 
-Deno.test({
+test({
   name: "matmul: the analytic backward formulas agree with float64 finite differences",
   fn() {
     const [M, N, K] = [3, 4, 5];
@@ -234,9 +231,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "matmul/linear: shape errors name the op and both shapes",
-  ...gpuTest,
   async fn() {
     await setup();
     const a = tensor(new Float32Array(6), [2, 3]);
@@ -264,7 +260,7 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "gemm: fitTiling shrinks register blocks for small problems and keeps shared tilings",
   fn() {
     const small = fitTiling(REGISTER_TILING, 1000, 20);
@@ -279,9 +275,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "matmul: contractions around the register kernel's full-unroll limit (K ≤ UNROLL_K)",
-  ...gpuTest,
   async fn() {
     await setup();
     setGemmTiling(REGISTER_TILING);

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { assertClose, dot, gpuTest, numericGrad, randomArray, setup } from "./util.ts";
+import { assertClose, dot, numericGrad, randomArray, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { max, mean, sum } from "../engine/ops/reduce.ts";
 import { globalAvgPool } from "../engine/ops/pool.ts";
@@ -28,9 +29,8 @@ const CASES: [number[], number[] | number | undefined, boolean][] = [
   [[13], 0, false],
 ];
 
-Deno.test({
+test({
   name: "reduce: sum/mean/max over each axis, several axes, keepDims; backward vs finite differences",
-  ...gpuTest,
   fn: async () => {
     await setup();
     let seed = 7;
@@ -56,9 +56,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "reduce: two-pass reductions (long axes, few outputs) match float64",
-  ...gpuTest,
   fn: async () => {
     await setup();
     // [3, 4099] over axis 1 (contiguous runs), [5000, 3] over axis 0 (strided), [7, 600, 5] over [0, 2].
@@ -86,9 +85,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "reduce: sum of 1,000,003 elements within rtol 1e-5 of float64",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const n = 1_000_003;
@@ -108,9 +106,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "reduce: max ties share the gradient equally; errors name the op",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const x = tensor([[1, 3, 3, 0], [2, 2, 2, -1], [5, 4, 3, 2]], undefined, { requiresGrad: true });
@@ -127,9 +124,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "pool: globalAvgPool NCHW → [N, C] and its backward g/(H·W)",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const shape = [3, 5, 7, 6];

@@ -1,13 +1,13 @@
 import assert from "node:assert/strict";
-import { assertClose, dot, gpuTest, numericGrad, randomArray, randomInts, setup } from "./util.ts";
+import { assertClose, dot, numericGrad, randomArray, randomInts, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, tensor } from "../engine/tensor.ts";
 import { accuracy, argmax, concat, flatten, gatherRows, reshape, transpose2d } from "../engine/ops/shape.ts";
 import { mul } from "../engine/ops/elementwise.ts";
 import { argmaxRef, gatherRowsRef } from "./reference/elementwise_ref.ts";
 
-Deno.test({
+test({
   name: "shape: reshape is a view with -1 inference; flatten; backward reshapes back",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const xd = randomArray(210, 1);
@@ -35,9 +35,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "shape: transpose2d and concat forward/backward",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const xd = randomArray(35, 3);
@@ -70,9 +69,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "shape: gatherRows forward, out-of-range rows, and backward with duplicate indices",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const n = 11;
@@ -110,9 +108,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "shape: argmax (first on ties) and accuracy on known data",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const logits = [

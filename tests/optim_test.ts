@@ -3,7 +3,8 @@
  * and learning-rate schedules.
  */
 import assert from "node:assert/strict";
-import { assertClose, gpuTest, randomArray, setup } from "./util.ts";
+import { assertClose, randomArray, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { ShapeError, type Tensor, tensor, writeTensor } from "../engine/tensor.ts";
 import { gpu } from "../engine/gpu.ts";
 import { ARENA_ALIGN, SGD, type SGDOptions } from "../engine/optim/sgd.ts";
@@ -47,9 +48,8 @@ function makeParams(seed: number): { host: Float64Array[]; params: Tensor[] } {
   return { host, params };
 }
 
-Deno.test({
+test({
   name: "SGD: arena packing keeps parameter values, aligns slots, zeroes gradients",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const { host, params } = makeParams(1);
@@ -108,10 +108,9 @@ const VARIANTS: Required<Omit<SGDOptions, "lr" | "project">>[] = [
   { momentum: 0.8, weightDecay: 5e-2, nesterov: true, dampening: 0 },
 ];
 
-Deno.test({
+test({
   name:
     "SGD: several steps vs float64 PyTorch update (weight decay, momentum first step, dampening, Nesterov)",
-  ...gpuTest,
   fn: async () => {
     await setup();
     for (const [v, o] of VARIANTS.entries()) {
@@ -147,9 +146,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "SGD: stateDict/loadStateDict resume is exact; option errors",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const o = { lr: 0.2, momentum: 0.9, weightDecay: 1e-2 };
@@ -205,9 +203,8 @@ function projectRef(x: Float64Array, d: number, radius: number, kind: "sphere" |
   return out;
 }
 
-Deno.test({
+test({
   name: "projections: sphere and ball in place (rows 67, d 3), zero rows, and as an SGD option",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const rows = 67, d = 3, radius = 1.5;
@@ -244,7 +241,7 @@ Deno.test({
   },
 });
 
-Deno.test("schedules: polynomial, exponential, constant", () => {
+test("schedules: polynomial, exponential, constant", () => {
   assert.equal(polynomialLr(0.1, 0, 100, 5), 0.1);
   assert.ok(Math.abs(polynomialLr(0.1, 50, 100, 5) - 0.1 / 32) < 1e-15);
   assert.equal(polynomialLr(0.1, 100, 100, 5), 0);
@@ -257,9 +254,8 @@ Deno.test("schedules: polynomial, exponential, constant", () => {
   assert.throws(() => polynomialLr(0.1, 0, 0, 5), RangeError);
 });
 
-Deno.test({
+test({
   name: "gradients written straight into zeroed optimiser slots equal the accumulated ones, in any order",
-  ...gpuTest,
   async fn() {
     await setup();
     const { linear } = await import("../engine/ops/matmul.ts");

@@ -5,22 +5,24 @@
  * per-dispatch profiler.
  */
 import assert, { strictEqual as assertEquals, throws as assertThrows } from "node:assert/strict";
-import { assertClose, gpuTest, randomArray, resnetFixture, setup } from "./util.ts";
+import { assertClose, randomArray, resnetFixture, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { tensor, writeTensor } from "../engine/tensor.ts";
 import { polynomialLr } from "../engine/optim/schedule.ts";
 import { addRelu } from "../engine/ops/elementwise.ts";
 
-Deno.test({
+test({
   name: "perf invariants: a ResNet-18 training step is one submit, no readback, nothing recompiled",
-  ...gpuTest,
   async fn() {
     const g = await setup();
-    const f = await resnetFixture(0.125, 2, 3);
+    // Batch 4, the shapes of memory_test's steps: in a page (one device for every test) the step's
+    // pipelines are then compiled once, which is most of a step's cost on SwiftShader.
+    const f = await resnetFixture(0.125, 4, 3);
     let t = 0;
     const step = () => {
       t++;
       // A new batch and a new learning rate every step, as in training: both are ordered writes.
-      writeTensor(f.labels, [t % 10, (t + 3) % 10]);
+      writeTensor(f.labels, [t % 10, (t + 3) % 10, (t + 5) % 10, (t + 7) % 10]);
       f.step({ releaseIntermediates: true, lr: polynomialLr(0.05, t, 100, 5) });
       g.flush();
     };
@@ -59,9 +61,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "addRelu: forward and backward match float64 (7×13×5, not a multiple of 4); shape errors",
-  ...gpuTest,
   async fn() {
     await setup();
     const shape = [7, 13, 5];
@@ -83,9 +84,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "gpu().profile: per-kernel times for every dispatch, then the normal path again",
-  ...gpuTest,
   async fn() {
     const g = await setup();
     await g.profileReport();

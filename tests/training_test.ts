@@ -5,7 +5,8 @@
  * live GPU buffers flat and returns to the baseline after disposing the model and optimiser.
  */
 import assert from "node:assert/strict";
-import { gpuTest, randomArray, rng, setup } from "./util.ts";
+import { randomArray, rng, setup } from "./util.ts";
+import { test } from "./harness.ts";
 import { gpu } from "../engine/gpu.ts";
 import { type Tensor, tensor } from "../engine/tensor.ts";
 import { tidy } from "../engine/scope.ts";
@@ -76,9 +77,8 @@ async function train(opt: SGD, steps: number, lossFn: () => Tensor): Promise<num
 
 const fmt = (xs: number[]) => xs.map((v) => v.toFixed(3)).join(" ");
 
-Deno.test({
+test({
   name: "training: small conv net (conv→BN→ReLU→GAP→linear) fits a synthetic batch with CE + SGD",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const { x, y } = syntheticBatch(16, 4, 16, 1);
@@ -95,9 +95,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "training: narrow ResNet-18 (width 1/16) + linear classifier fits a synthetic batch with CE + SGD",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const { x, y } = syntheticBatch(16, 4, 16, 3);
@@ -120,9 +119,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "training: SC path, narrow ResNet-18 → normalizeToSphere(√10) → supConLoss falls",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const { x, y } = syntheticBatch(16, 4, 16, 6);
@@ -152,9 +150,8 @@ Deno.test({
   },
 });
 
-Deno.test({
+test({
   name: "training: 100 steps inside tidy keep live buffers flat; disposing model + optimiser restores them",
-  ...gpuTest,
   fn: async () => {
     await setup();
     const { x, y } = syntheticBatch(8, 4, 8, 8);

@@ -127,8 +127,6 @@ export function augmentBatch(
   if (!Number.isInteger(pad) || pad < 0) {
     throw new ShapeError(op, `crop padding must be an integer ≥ 0, got ${pad}`);
   }
-  const out = empty([b, c, h, w]);
-  if (out.size === 0) return out;
   const g = gpu();
   // The dataset may exceed one storage binding (CIFAR-10 train: 153.6 MB > 128 MiB): bind it in chunks.
   const limit = options.maxBindingBytes ?? g.report.limits.maxStorageBufferBindingSize ?? 128 * 2 ** 20;
@@ -136,6 +134,17 @@ export function augmentBatch(
   const range = images.range;
   const words = range.size / 4;
   const chunks = Math.max(1, Math.ceil(words / chunkWords));
+  const storageBuffers = (params ? 3 : 2) + chunks;
+  const maxStorageBuffers = g.report.limits.maxStorageBuffersPerShaderStage ?? 8;
+  if (storageBuffers > maxStorageBuffers) {
+    throw new ShapeError(
+      op,
+      `the images need ${chunks} bindings of at most ${chunkWords * 4} bytes: ${storageBuffers} storage ` +
+        `buffers in one kernel, more than this adapter's ${maxStorageBuffers} per shader stage`,
+    );
+  }
+  const out = empty([b, c, h, w]);
+  if (out.size === 0) return out;
   const imageBindings = Array.from({ length: chunks }, (_, k) => ({
     buffer: range.buffer,
     offset: range.offset + k * chunkWords * 4,

@@ -86,8 +86,11 @@ export function xAtDecl(g: ConvGeometry, vec = false): string {
   return x[${vec ? "i / 4u][i % 4u" : "i"}];
 }`;
   }
+  // `&`, not `&&`: Tint compiles `&&` as short-circuit branches, and with this read inlined for every
+  // element of a register block SwiftShader's compiler never finishes (Dawn's GPU process dies after
+  // minutes); Naga emits a plain logical and for either. The operands have no side effects.
   return `fn xAt(n: u32, c: u32, ih: i32, iw: i32) -> f32 {
-  let ok = ih >= 0 && ih < ${g.H} && iw >= 0 && iw < ${g.W};
+  let ok = (ih >= 0) & (ih < ${g.H}) & (iw >= 0) & (iw < ${g.W});
   let i = select(0u, ((n * ${g.C}u + c) * ${g.H}u + u32(ih)) * ${g.W}u + u32(iw), ok);
   return select(0.0, x[i], ok);
 }`;

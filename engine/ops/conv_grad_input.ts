@@ -91,12 +91,14 @@ function gradInputHooks(g: ConvGeometry, f: Phase, wOffset: number, zeroPhases: 
   // phase (0, 0) fill two aligned vec4s of an even row (x and z lanes) and, zero, two of the odd row.
   const spread = dyPlain && s === 2 && f.ph === 0 && f.pw === 0 && zeroPhases.length === 3 && H === 2 * OH &&
     W === 2 * OW && OW % 4 === 0;
+  // dyAt's bounds test uses `&`, not `&&` (see xAtDecl in conv_common.ts: Tint's short-circuit branches,
+  // inlined per register-block element, stall SwiftShader's compiler).
   const hooks: GemmHooks = {
     decls: `@group(0) @binding(0) var<storage, read> dy: array<${dyPlain ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
 @group(0) @binding(2) var<storage, read_write> dx: array<${dxVec || spread ? "vec4<f32>" : "f32"}>;
 fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
-  let ok = oh >= 0 && oh < ${OH} && ow >= 0 && ow < ${OW};
+  let ok = (oh >= 0) & (oh < ${OH}) & (ow >= 0) & (ow < ${OW});
   let i = select(0u, ((n * ${O}u + o) * ${OH}u + u32(oh)) * ${OW}u + u32(ow), ok);
   return select(0.0, dy[${dyPlain ? "i / 4u][i % 4u" : "i"}], ok);
 }`,
