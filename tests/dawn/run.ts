@@ -43,25 +43,18 @@
  * Measured times: BENCHMARKS.md ("Test suite on Dawn").
  */
 import { parseArgs } from "node:util";
-import { fileURLToPath } from "node:url";
 import type { Browser, Page } from "playwright-core";
 import type { CaseResult, DawnPage, PageInfo } from "./page.ts";
-
-// playwright-core probes for WSL when it loads, reading /proc/sys/fs/binfmt_misc, which Deno grants only
-// with --allow-all; this variable (its own test hook) skips the probe, which launching Chromium never needs.
-Deno.env.set("__IS_WSL_TEST__", "1");
-const { chromium } = await import("playwright-core");
+import {
+  bundleForBrowser,
+  chromiumMissing,
+  chromiumPath as defaultChromium,
+  launchChromium,
+  servePage,
+  within,
+} from "./chromium.ts";
 
 type Strategy = "auto" | "software" | "gpu";
-
-const CHROMIUM_FLAGS = [
-  "--enable-unsafe-webgpu",
-  "--enable-features=Vulkan",
-  "--use-vulkan=swiftshader",
-  "--use-webgpu-adapter=swiftshader",
-  // SwiftShader runs a large submit for seconds; the GPU watchdog must not take that for a hang.
-  "--disable-gpu-watchdog",
-];
 
 interface CaseReport extends CaseResult {
   name: string;
@@ -112,7 +105,7 @@ if (!(caseTimeoutMs > 0)) {
   console.error(`--timeout ${args.values.timeout}: expected a positive number of seconds`);
   Deno.exit(2);
 }
-const chromiumPath = args.values.chromium ?? Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
+const chromiumPath = defaultChromium(args.values.chromium);
 const filter = args.values.filter;
 const fresh = args.values.fresh ?? false;
 
@@ -123,47 +116,19 @@ function abort(message: string): never {
   Deno.exit(1);
 }
 
-try {
-  await Deno.stat(chromiumPath);
-} catch {
-  abort(`chromium not found at ${chromiumPath}: apt-get install chromium (or pass --chromium PATH)`);
-}
-
-// --- bundle -----------------------------------------------------------------------------------------------
-
-interface BundleApi {
-  bundle(options: {
-    entrypoints: string[];
-    platform: "browser";
-    format: "esm";
-    write: false;
-    external?: string[];
-  }): Promise<{
-    success: boolean;
-    errors: { text?: string }[];
-    outputFiles?: { text(): string }[];
-  }>;
-}
-
-async function bundle(entry: string): Promise<string> {
-  const api = Deno as unknown as Partial<BundleApi>;
-  if (typeof api.bundle !== "function") abort("Deno.bundle is missing: run with --unstable-bundle");
-  const path = fileURLToPath(new URL(entry, import.meta.url));
-  const result = await api.bundle({
-    entrypoints: [path],
-    platform: "browser",
-    format: "esm",
-    write: false,
-    external: ["node:assert/strict"],
-  });
-  if (!result.success || !result.outputFiles?.length) {
-    abort(`bundling ${entry} failed:\n${result.errors.map((e) => e.text ?? JSON.stringify(e)).join("\n")}`);
-  }
-  return result.outputFiles[0].text();
-}
+const missing = await chromiumMissing(chromiumPath);
+if (missing) abort(missing);
 
 const bundleStart = performance.now();
-const [pageJs, assertJs] = await Promise.all([bundle("./page.ts"), bundle("./assert_strict.ts")]);
+let pageJs: string, assertJs: string;
+try {
+  [pageJs, assertJs] = await Promise.all([
+    bundleForBrowser(new URL("./page.ts", import.meta.url), ["node:assert/strict"]),
+    bundleForBrowser(new URL("./assert_strict.ts", import.meta.url)),
+  ]);
+} catch (e) {
+  abort(e instanceof Error ? e.message : String(e));
+}
 console.log(
   `dawn: bundled page (${(pageJs.length / 1024).toFixed(0)} KiB) and assert ` +
     `(${(assertJs.length / 1024).toFixed(0)} KiB) in ${
@@ -171,8 +136,7 @@ console.log(
     } s`,
 );
 
-// --- serve ------------------------------------------------------------------------------------------------
-
+// The npm assert package reads process.env when it loads: an empty one first.
 const HTML = `<!doctype html>
 <meta charset="utf-8">
 <title>supcon-webgpu tests on Dawn</title>
@@ -181,27 +145,10 @@ const HTML = `<!doctype html>
 <script type="importmap">{ "imports": { "node:assert/strict": "/assert.js" } }</script>
 <script type="module" src="/page.js"></script>
 `;
-
-const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (request) => {
-  const path = new URL(request.url).pathname;
-  const js = { headers: { "content-type": "text/javascript; charset=utf-8" } };
-  if (path === "/") return new Response(HTML, { headers: { "content-type": "text/html; charset=utf-8" } });
-  if (path === "/page.js") return new Response(pageJs, js);
-  if (path === "/assert.js") return new Response(assertJs, js);
-  return new Response(null, { status: 404 });
-});
-const origin = `http://127.0.0.1:${server.addr.port}`;
+const server = servePage(HTML, { "/page.js": pageJs, "/assert.js": assertJs });
+const origin = server.origin;
 
 // --- drive Chromium ---------------------------------------------------------------------------------------
-
-/** Races `promise` against a timer; the timer's rejection names what timed out. */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 function indent(text: string, prefix = "    "): string {
   return text.split("\n").map((l) => prefix + l).join("\n");
@@ -366,7 +313,7 @@ async function runStrategy(browser: Browser, strategy: Strategy): Promise<Strate
 
 let browser: Browser;
 try {
-  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: CHROMIUM_FLAGS });
+  browser = await launchChromium(chromiumPath);
 } catch (e) {
   await server.shutdown();
   abort(`could not launch ${chromiumPath}: ${e instanceof Error ? e.message : String(e)}`);
