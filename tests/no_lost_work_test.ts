@@ -420,7 +420,8 @@ async function rewrite(
 
 Deno.test({
   name: "verified checkpoints: truncation, a header edit, a data edit, NaN and a foreign model are refused " +
-    "in one line naming the file (exit 5); so are a garbage metrics.csv and a truncated config.json",
+    "in one line naming the file (exit 5), unless the previous checkpoint is sound (a warning, and it is " +
+    "used); a garbage metrics.csv and a truncated config.json are refused too",
   ...gpuTest,
   async fn() {
     const more = [...TINY.filter((a) => !a.startsWith("--iterations")), "--iterations=8", "--resume"];
@@ -464,12 +465,25 @@ Deno.test({
     ];
     for (const [what, damage, pattern] of cases) {
       const dir = await copyRun();
+      await Deno.remove(join(dir, "checkpoint.prev.safetensors")); // no fallback (tested below)
       await damage(dir, join(dir, "checkpoint.safetensors"));
       const r = await run([...more, `--out=${dir}`]);
       assertEquals(r.code, 5, `${what}: ${r.stderr.join("\n")}`);
       oneLine(r.stderr, new RegExp(`^error: .*${pattern.source}`));
       await Deno.remove(dir, { recursive: true });
     }
+    // With the previous checkpoint kept beside it, a damaged newest one is replaced by it, with a warning.
+    const dir = await copyRun();
+    const b = await Deno.readFile(join(dir, "checkpoint.safetensors"));
+    await Deno.writeFile(join(dir, "checkpoint.safetensors"), b.subarray(0, 5000));
+    const r = await run([...more, `--out=${dir}`]);
+    assertEquals(r.code, 0, r.stderr.join("\n"));
+    oneLine(
+      r.stderr,
+      /^warning: .*checkpoint\.safetensors: damaged checkpoint: .*; resuming from the previous checkpoint .*checkpoint\.prev\.safetensors \(step 6\)/,
+    );
+    assertEquals([(await summary(dir)).status, (await summary(dir)).step], ["completed", 8]);
+    await Deno.remove(dir, { recursive: true });
   },
 });
 

@@ -103,9 +103,15 @@ async function syncDir(path: string): Promise<void> {
 
 /**
  * Atomically replace `path` with `data` (bytes or UTF-8 text). The parent directory must exist.
- * On failure the temporary file is removed and the error rethrown; `path` is left untouched.
+ * `verify`, when given, reads the temporary file back (after fsync) and throws if it is not right;
+ * only then is it renamed. On failure the temporary file is removed and the error rethrown (named, see
+ * {@link isFileWriteError}); `path` is left untouched.
  */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+export async function writeFileAtomic(
+  path: string,
+  data: Uint8Array | string,
+  verify?: (tmpPath: string) => Promise<void>,
+): Promise<void> {
   const bytes = toBytes(data);
   const tmp = tmpPathFor(path);
   let file: Deno.FsFile | undefined;
@@ -121,6 +127,7 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     }
     file.close();
     file = undefined;
+    if (verify) await verify(tmp);
     await faultPoint(`write:${basename(path)}`);
     await Deno.rename(tmp, path);
   } catch (err) {

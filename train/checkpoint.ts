@@ -19,7 +19,13 @@
 import { gpu } from "../engine/gpu.ts";
 import { empty, type Tensor } from "../engine/tensor.ts";
 import type { SGD } from "../engine/optim/sgd.ts";
-import { loadSafetensors, saveSafetensors, type Tensor as StTensor } from "./safetensors.ts";
+import {
+  decodeSafetensors,
+  encodeSafetensors,
+  loadSafetensors,
+  type Tensor as StTensor,
+} from "./safetensors.ts";
+import { writeFileAtomic } from "./atomic.ts";
 
 /** A checkpoint that cannot be used: damaged, edited, of another kind, or holding non-finite values. */
 export class CheckpointError extends Error {
@@ -186,14 +192,42 @@ export async function checkpointPayload(c: CheckpointContents): Promise<Checkpoi
   return { tensors, metadata, nonFinite };
 }
 
+/** Where the checkpoint before the newest is kept: `checkpoint.safetensors` → `checkpoint.prev.safetensors`. */
+export function previousCheckpointPath(path: string): string {
+  return /\.safetensors$/.test(path) ? path.replace(/\.safetensors$/, ".prev.safetensors") : `${path}.prev`;
+}
+
 /**
- * Writes a checkpoint atomically to `path`. Refuses (throws {@link NonFiniteCheckpointError}, leaving
- * any existing file untouched) when a value is NaN or infinite.
+ * Writes a checkpoint atomically to `path`, keeping the one it replaces as
+ * {@link previousCheckpointPath} (a hard link, so `path` is never absent) and renaming the new one into
+ * place only once it has been read back from disk and its checksum verified. Refuses (throws
+ * {@link NonFiniteCheckpointError}, leaving any existing file untouched) when a value is NaN or
+ * infinite.
  */
 export async function writeCheckpoint(path: string, contents: CheckpointContents): Promise<void> {
   const payload = await checkpointPayload(contents);
   if (payload.nonFinite.length) throw new NonFiniteCheckpointError(payload.nonFinite);
-  await saveSafetensors(path, payload.tensors, payload.metadata);
+  const bytes = encodeSafetensors(payload.tensors, payload.metadata);
+  const prev = previousCheckpointPath(path);
+  try {
+    await Deno.stat(path);
+    try {
+      await Deno.remove(prev);
+    } catch { /* none yet */ }
+    try {
+      await Deno.link(path, prev);
+    } catch {
+      await Deno.copyFile(path, prev);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await writeFileAtomic(path, bytes, async (tmp) => {
+    const back = decodeSafetensors(await Deno.readFile(tmp), tmp);
+    if (await checkpointDigest(back.tensors, back.metadata) !== payload.metadata[CHECKSUM_KEY]) {
+      throw new CheckpointError(path, "the checkpoint read back from disk does not match what was written");
+    }
+  });
 }
 
 /** A checkpoint file as read from disk (no GPU needed). */

@@ -23,9 +23,10 @@ import {
   FileWriteError,
   isFileWriteError,
   removeStaleTmpFiles,
+  writeFileAtomic,
   writeJsonAtomic,
 } from "../../train/atomic.ts";
-import { CheckpointError } from "../../train/checkpoint.ts";
+import { CheckpointError, previousCheckpointPath } from "../../train/checkpoint.ts";
 import { RunLock } from "../../train/lock.ts";
 import { checkDeviceFit } from "./limits.ts";
 import { BatchFeed, GpuDataset } from "../../train/data_gpu.ts";
@@ -123,7 +124,7 @@ async function checkResume(
       `--resume: no checkpoint at ${paths.checkpoint} (start a new run without --resume)`,
     );
   }
-  const resumed = await readCheckpoint(paths.checkpoint, { requireChecksum: true });
+  const resumed = await readVerified(paths.checkpoint);
   const samePlace = (a: string, b: string) => {
     if (a === b) return true;
     try {
@@ -167,6 +168,29 @@ async function checkResume(
     );
   }
   return { resumed, repair: null, hash };
+}
+
+/**
+ * The newest checkpoint, verified; when it is damaged and the previous one (kept beside it by every
+ * write) is sound, a warning and the previous one, copied back into place.
+ */
+async function readVerified(path: string): Promise<RawCheckpoint> {
+  try {
+    return await readCheckpoint(path, { requireChecksum: true });
+  } catch (e) {
+    if (!(e instanceof CheckpointError)) throw e;
+    const prev = previousCheckpointPath(path);
+    let older: RawCheckpoint;
+    try {
+      older = await readCheckpoint(prev, { requireChecksum: true });
+    } catch {
+      throw e; // no sound previous checkpoint: report the newest's problem
+    }
+    const why = e.message.split("\n")[0];
+    console.error(`warning: ${why}; resuming from the previous checkpoint ${prev} (step ${older.meta.step})`);
+    await writeFileAtomic(path, await Deno.readFile(prev));
+    return older;
+  }
 }
 
 /**
