@@ -612,3 +612,21 @@ Deno.test({
     await Deno.remove(tmp, { recursive: true });
   },
 });
+
+Deno.test({
+  name: "disk full: a failed write names the file, and the CLI maps it to exit 7 in one line",
+  ignore: Deno.build.os !== "linux", // /dev/full: every write fails with ENOSPC
+  async fn() {
+    // Deno lets only --allow-all touch /dev, so this runs in a subprocess.
+    const url = (p: string) => JSON.stringify(new URL(p, import.meta.url).href);
+    const code = `import { CsvLogger } from ${url("../train/csv.ts")};
+      import { describeError } from ${url("../experiments/train.ts")};
+      try { (await CsvLogger.open("/dev/full", { columns: ["step", "loss"] })).close(); console.log("{}"); }
+      catch (e) { console.log(JSON.stringify(describeError(e))); }`;
+    const out = await new Deno.Command(Deno.execPath(), { args: ["eval", "-A", code], stderr: "null" })
+      .output();
+    const d = JSON.parse(new TextDecoder().decode(out.stdout).trim().split("\n").at(-1)!);
+    assertEquals(d.code, 7);
+    assertMatch(d.message, /^cannot write \/dev\/full: No space left on device/);
+  },
+});
