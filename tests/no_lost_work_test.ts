@@ -348,6 +348,27 @@ Deno.test({
 });
 
 Deno.test({
+  name:
+    "signals: at startup the run stops before any step, says there is nothing to resume, and frees the folder",
+  ...gpuTest,
+  async fn() {
+    const out = await Deno.makeTempDir({ prefix: "nlw_start_" });
+    const c = new Child([...TINY, `--out=${out}`], { SUPCON_FAULT_POINT: "startup" });
+    await c.waitFor("fault point: startup");
+    c.proc.kill("SIGTERM");
+    const r = await c.end();
+    assertEquals(r.code, 143, r.lines.join("\n"));
+    assert(r.lines.some((l) => /before the first step; nothing to resume/.test(l)), r.lines.join("\n"));
+    assertEquals((await summary(out)).status, "interrupted");
+    assert(!(await exists(join(out, LOCK_FILE))));
+    await noTmp(out);
+    const again = await run([...TINY, "--iterations=1", `--out=${out}`]);
+    assertEquals(again.code, 0, again.stderr.join("\n"));
+    await Deno.remove(out, { recursive: true });
+  },
+});
+
+Deno.test({
   name: "signals: SIGUSR1 writes a checkpoint and the run goes on; the run resumes bit-identically",
   ...gpuTest,
   async fn() {

@@ -179,7 +179,7 @@ const faultHits = new Map<string, number>();
  * k-th visit; several separated by commas) the process prints `fault point: <name>` on stderr and
  * waits until a signal arrives (stop or SIGUSR1; with `SUPCON_FAULT_HOLD=1`, forever), so that a test
  * can signal or kill it there. Without the variable (or without permission to read it) it costs one
- * map lookup. Points: `step` (after each training step), `write:<file name>` (an atomic write whose
+ * map lookup. Points: `startup` (the run folder locked, nothing trained), `step` (after each training step), `write:<file name>` (an atomic write whose
  * bytes are in the temporary file, not yet renamed), `evaluate`, `probe` (train/ evaluation, as the
  * Section 5 trainer calls them), `finish` (after the final checkpoint).
  */

@@ -610,6 +610,7 @@ export async function trainRun(config: TrainConfig, hooks: TrainHooks = {}): Pro
   const opened = await openFolder(config);
   using _lock = opened.lock;
   if (opened.repair !== null) return await repairFinish(config, opened, signals);
+  await faultPoint("startup");
   if (signals.signal !== null) return await stoppedAtStartup(config, opened, signals);
   const run = await openRun(config, opened);
   const { paths, resumed } = run, T = config.iterations;
