@@ -94,7 +94,10 @@ export const SHARED_TILING: GemmTiling = {
 
 /** WGSL hook bodies and declarations that specialise the template to one operation. */
 export interface GemmHooks {
-  /** Declarations placed before the hooks: bindings (group 0, in dispatch order), constants, helpers. */
+  /**
+   * Declarations placed before the hooks: constants, helpers (the bindings are declared by the dispatch,
+   * `engine/program.ts`).
+   */
   decls: string;
   /** Body of `fn readA(b: u32, row: u32, k: u32) -> f32`. */
   readA: string;

@@ -74,16 +74,15 @@ function keepBindings(h: GemmHooks, N: number, skip: "writeC" | "reads"): string
 
 /**
  * The hooks of the chunked GEMM (sizes M, N, Kc, batch·S) for the caller's hooks `h` of a problem of
- * `sizes`, whose bindings number `bindings`; the scratch buffer `gemmPart` (S·batch·M·N floats) is the
- * next binding.
+ * `sizes`; the dispatch declares the caller's bindings and then the scratch buffer `gemmPart`
+ * (S·batch·M·N floats, read_write).
  */
-export function splitKHooks(h: GemmHooks, sizes: GemmSizes, split: SplitK, bindings: number): GemmHooks {
+export function splitKHooks(h: GemmHooks, sizes: GemmSizes, split: SplitK): GemmHooks {
   const { M, N, K } = sizes;
   const { S, Kc } = split;
   const kk = `let kk = k + (b % ${S}u) * ${Kc}u;`;
   const hooks: GemmHooks = {
     decls: `${h.decls}
-@group(0) @binding(${bindings}) var<storage, read_write> gemmPart: array<f32>;
 ${userFunctions(h, N)}`,
     readA: `${kk} if (kk >= ${K}u) { return 0.0; } return gemmSplitReadA(b / ${S}u, row, kk);`,
     readB: `${kk} if (kk >= ${K}u) { return 0.0; } return gemmSplitReadB(b / ${S}u, kk, col);`,
@@ -108,13 +107,12 @@ ${userFunctions(h, N)}`,
 /**
  * The kernel that sums the S partial products of every output element in order s = 0, 1, … and stores
  * the sum through the caller's `writeC` (one invocation per element; dispatch `batch·M·N` invocations
- * with workgroup size 64). Bindings: the caller's, then `gemmPart`.
+ * with workgroup size 64). Bindings (declared by the dispatch): the caller's, then `gemmPart` (read).
  */
-export function splitKSumCode(h: GemmHooks, sizes: GemmSizes, split: SplitK, bindings: number): string {
+export function splitKSumCode(h: GemmHooks, sizes: GemmSizes, split: SplitK): string {
   const { M, N, batch } = sizes;
   const { S } = split;
   return `${h.decls}
-@group(0) @binding(${bindings}) var<storage, read> gemmPart: array<f32>;
 ${userFunctions(h, N)}
 ${flatMain(batch * M * N, 64)}
   let col = i % ${N}u;

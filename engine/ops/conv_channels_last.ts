@@ -15,7 +15,7 @@
  * so the template's dot-product kernel (`readBT4`) loads one vec4 per four products on either side, and
  * four neighbouring output pixels are stored as one vec4 where they are contiguous.
  */
-import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import type { GemmHooks } from "../../shaders/gemm.ts";
@@ -54,9 +54,7 @@ export function channelsLastCopy(x: Tensor, layout: ChannelsLastLayout, name: st
       ? `v[${j}] = x[base + ${j * HW}u];`
       : `if (c + ${j}u < ${C}u) { v[${j}] = x[base + ${j * HW}u]; }`
   ).join(" ");
-  const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> q: array<vec4<f32>>;
-${flatMain(n, 64)}
+  const body = `${flatMain(n, 64)}
   let c = (i % ${C4}u) * 4u; let r = i / ${C4}u;
   let iw = i32(r % ${Wq}u) * ${step} - ${padW}; let r2 = r / ${Wq}u;
   let ih = i32(r2 % ${Hq}u) * ${step} - ${padH}; let nn = r2 / ${Hq}u;
@@ -67,7 +65,12 @@ ${flatMain(n, 64)}
   }
   q[i] = v;
 }`;
-  gpu().dispatch({ name: `${name}.channelsLast`, code }, [x.range, q.range], grid1d(n, 64));
+  runKernel({
+    name: `${name}.channelsLast`,
+    bindings: [read("x", x), write("q", q, "array<vec4<f32>>")],
+    body,
+    workgroups: grid1d(n, 64),
+  });
   return q;
 }
 
@@ -138,7 +141,8 @@ export interface ChannelsLastGemm {
   extraWrite?: string;
 }
 
-function hooks(s: ChannelsLastGemm): GemmHooks {
+/** The hooks of `s` and the WGSL type of its output binding `out` (after `q` and `wr`, both vec4). */
+function hooks(s: ChannelsLastGemm): { hooks: GemmHooks; outType: string } {
   const { Hq, Wq, Cq } = s.layout;
   const P = s.rowsH * s.rowsW;
   const nt = s.nth * s.ntw;
@@ -152,9 +156,7 @@ function hooks(s: ChannelsLastGemm): GemmHooks {
   const wIndex = `${s.weightOffset}u + row * ${K}u + k`;
   const vecOut = s.vecOut && s.rowsW % 4 === 0;
   const result: GemmHooks = {
-    decls: `@group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> wr: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<${vecOut ? "vec4<f32>" : "f32"}>;`,
+    decls: "",
     readA: `let w = ${wIndex}; return wr[w / 4u][w % 4u];`,
     readA4: `return wr[(${wIndex}) / 4u];`,
     readB: `${qIndex} return q[e / 4u][e % 4u];`,
@@ -163,7 +165,7 @@ function hooks(s: ChannelsLastGemm): GemmHooks {
   ${vecOut ? "out[o / 4u][o % 4u] = v;" : "out[o] = v;"}${s.extraWrite ?? ""}`,
   };
   if (vecOut) result.writeC4 = `${pixel} let ch = row; out[(${s.outIndex}) / 4u] = v;`;
-  return result;
+  return { hooks: result, outType: vecOut ? "array<vec4<f32>>" : "array<f32>" };
 }
 
 /**
@@ -183,13 +185,20 @@ export function channelsLastGemmsInto(
   const images = imagesPerChunk(N, Hq * Wq * Cq * 4, [input, out]);
   const gemms = specs.map((spec) => ({
     sizes: { M: spec.channels, N: images * spec.rowsH * spec.rowsW, K: spec.nth * spec.ntw * Cq, batch: 1 },
-    hooks: hooks(spec),
+    ...hooks(spec),
   }));
   for (let n0 = 0; n0 < N; n0 += images) {
     const ic = imagesOf(input, n0, images);
     const oc = imagesOf(out, n0, images);
     const q = channelsLastCopy(ic, specs[0].layout, name);
-    for (const { sizes, hooks } of gemms) dispatchGemm(name, sizes, hooks, [q, wr, oc]);
+    for (const { sizes, hooks, outType } of gemms) {
+      const bindings = [
+        read("q", q, "array<vec4<f32>>"),
+        read("wr", wr, "array<vec4<f32>>"),
+        write("out", oc, outType),
+      ];
+      dispatchGemm(name, sizes, { hooks, bindings });
+    }
     for (const t of [q, ic, oc]) t.dispose();
   }
 }

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { gemmTiling } from "./matmul.ts";
@@ -135,23 +135,20 @@ export function subsample(x: Tensor, g: ConvGeometry): Tensor {
   const name = `conv2d.subsample ${label(g)}`;
   if (g.stride === 2 && g.OW % 4 === 0 && g.W % 4 === 0) {
     // Four outputs per invocation from two aligned vec4s of the input row (components x and z).
-    const code = `@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> sub: array<vec4<f32>>;
-${flatMain(n / 4, 64)}
+    const body = `${flatMain(n / 4, 64)}
   let j = (i % ${g.OW / 4}u) * 4u; let r = i / ${g.OW / 4}u; let h = r % ${g.OH}u; let nc = r / ${g.OH}u;
   let e = ((nc * ${g.H}u + h * 2u) * ${g.W}u + j * 2u) / 4u;
   let lo = x[e]; let hi = x[e + 1u];
   sub[i] = vec4<f32>(lo.x, lo.z, hi.x, hi.z);
 }`;
-    gpu().dispatch({ name, code }, [x.range, sub.range], grid1d(n / 4, 64));
+    const bindings = [read("x", x, "array<vec4<f32>>"), write("sub", sub, "array<vec4<f32>>")];
+    runKernel({ name, bindings, body, workgroups: grid1d(n / 4, 64) });
     return sub;
   }
-  const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> sub: array<f32>;
-${flatMain(n, 64)}
+  const body = `${flatMain(n, 64)}
   let j = i % ${g.OW}u; let r = i / ${g.OW}u; let h = r % ${g.OH}u; let nc = r / ${g.OH}u;
   sub[i] = x[(nc * ${g.H}u + h * ${g.stride}u) * ${g.W}u + j * ${g.stride}u];
 }`;
-  gpu().dispatch({ name, code }, [x.range, sub.range], grid1d(n, 64));
+  runKernel({ name, bindings: [read("x", x), write("sub", sub)], body, workgroups: grid1d(n, 64) });
   return sub;
 }

@@ -9,11 +9,11 @@
  *
  * @module
  */
-import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { type GemmHooks, UNROLL_K } from "../../shaders/gemm.ts";
-import { dispatchGemm } from "./matmul.ts";
+import { dispatchGemm, type GemmProgram } from "./matmul.ts";
 import { type ChannelsLastGemm, channelsLastGemmsInto, vec4Channels } from "./conv_channels_last.ts";
 import {
   channelsLastPays,
@@ -28,7 +28,11 @@ import {
 } from "./conv_common.ts";
 
 /** Forward hooks: A = w [O, C·KH·KW], B = im2col(x) [C·KH·KW, N·OH·OW], C → y (NCHW). */
-function forwardHooks(g: ConvGeometry, K = g.C * g.KH * g.KW): GemmHooks {
+function forwardHooks(
+  g: ConvGeometry,
+  t: { x: Tensor; w: Tensor; y: Tensor },
+  K = g.C * g.KH * g.KW,
+): GemmProgram {
   // K may exceed C·KH·KW (a weight zero-padded to whole vec4s, see conv2dForwardInto): B is 0 there.
   const KR = g.C * g.KH * g.KW;
   const pad = K > KR ? `if (k >= ${KR}u) { return ${"0.0"}; } ` : "";
@@ -41,10 +45,7 @@ function forwardHooks(g: ConvGeometry, K = g.C * g.KH * g.KW): GemmHooks {
   // A 1×1 unpadded stride-1 kernel: B is x itself, [C, pixels] per image (vec4 loads of 4 pixels).
   const plain = g.KH === 1 && g.KW === 1 && g.pad === 0 && s === 1 && OHW % 4 === 0;
   const hooks: GemmHooks = {
-    decls: `@group(0) @binding(0) var<storage, read> x: array<${plain ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> y: array<${yVec ? "vec4<f32>" : "f32"}>;
-${xAtDecl(g, plain)}`,
+    decls: xAtDecl(g, plain),
     readA: wVec ? `let i = row * ${K}u + k; return w[i / 4u][i % 4u];` : `return w[row * ${K}u + k];`,
     readB: `${pad}${splitTap(g, "k")} ${splitPixel(g, "col")}
   return ${xAt(`oh * ${s} + kh - ${g.pad}`, `ow * ${s} + kw - ${g.pad}`)};`,
@@ -61,7 +62,9 @@ ${xAtDecl(g, plain)}`,
   let ih = oh * ${s} + kh - ${g.pad}; let iw = ow * ${s} + kw - ${g.pad};
   return vec4<f32>(${[0, 1, 2, 3].map((j) => xAt("ih", `iw + ${j * s}`)).join(", ")});`;
   }
-  return hooks;
+  const vec = (v: boolean) => v ? "array<vec4<f32>>" : "array<f32>";
+  const bindings = [read("x", t.x, vec(plain)), read("w", t.w, vec(wVec)), write("y", t.y, vec(yVec))];
+  return { hooks, bindings };
 }
 
 /**
@@ -78,16 +81,14 @@ function weightTapChannelOut(w: Tensor, g: ConvGeometry): Tensor {
     (_, t) =>
       `  if (real) { v = w[(o * ${g.C}u + c) * ${KK}u + ${t}u]; } wr[(o * ${KK}u + ${t}u) * ${Cq}u + c] = v;`,
   );
-  const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> wr: array<f32>;
-${flatMain(n, 64)}
+  const body = `${flatMain(n, 64)}
   let c = i % ${Cq}u; let o = i / ${Cq}u;
   let real = c < ${g.C}u;
   var v = 0.0;
 ${stores.join("\n")}
 }`;
   const name = `conv2d.weightOutTapChannel ${label(g)}`;
-  gpu().dispatch({ name, code }, [w.range, wr.range], grid1d(n, 64));
+  runKernel({ name, bindings: [read("w", w), write("wr", wr)], body, workgroups: grid1d(n, 64) });
   return wr;
 }
 
@@ -121,7 +122,7 @@ export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeomet
     const sub = subsample(x, g);
     const g1: ConvGeometry = { ...g, H: g.OH, W: g.OW, stride: 1 };
     const sizes = { M: g.O, N: g.N * g.OH * g.OW, K: g.C, batch: 1 };
-    dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g1), [sub, w, y]);
+    dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g1, { x: sub, w, y }));
     sub.dispose();
     return;
   }
@@ -132,23 +133,26 @@ export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeomet
     const Kp = Math.ceil(K / 4) * 4;
     const wp = zeroPadRows(w, g.O, K, Kp);
     const sizes = { M: g.O, N: g.N * g.OH * g.OW, K: Kp, batch: 1 };
-    dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g, Kp), [x, wp, y]);
+    dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g, { x, w: wp, y }, Kp));
     wp.dispose();
     return;
   }
   const sizes = { M: g.O, N: g.N * g.OH * g.OW, K, batch: 1 };
-  dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g), [x, w, y]);
+  dispatchGemm(`conv2d.forward ${label(g)}`, sizes, forwardHooks(g, { x, w, y }));
 }
 
 /** A [rows, cols] row-major tensor copied to [rows, padded] with zeros in the extra columns. */
 function zeroPadRows(w: Tensor, rows: number, cols: number, padded: number): Tensor {
   const out = empty([rows, padded]);
-  const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-${flatMain(rows * padded, 64)}
+  const body = `${flatMain(rows * padded, 64)}
   let r = i / ${padded}u; let c = i % ${padded}u;
   out[i] = select(0.0, w[r * ${cols}u + min(c, ${cols - 1}u)], c < ${cols}u);
 }`;
-  gpu().dispatch({ name: "conv2d.zeroPadWeight", code }, [w.range, out.range], grid1d(rows * padded, 64));
+  runKernel({
+    name: "conv2d.zeroPadWeight",
+    bindings: [read("w", w), write("out", out)],
+    body,
+    workgroups: grid1d(rows * padded, 64),
+  });
   return out;
 }

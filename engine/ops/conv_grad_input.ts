@@ -8,11 +8,11 @@
  *
  * @module
  */
-import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import type { GemmHooks } from "../../shaders/gemm.ts";
-import { dispatchGemm } from "./matmul.ts";
+import { dispatchGemm, type GemmProgram } from "./matmul.ts";
 import {
   type ChannelsLastGemm,
   channelsLastGemmsInto,
@@ -66,7 +66,13 @@ function phases(g: ConvGeometry): Phase[] {
  * B[k, (n,i,j)] = dy[n, o, i + dh0 − th, j + dw0 − tw] (0 outside); C → dx. The contraction runs
  * channel-major like the forward im2col: consecutive k are neighbouring taps of one dy plane.
  */
-function gradInputHooks(g: ConvGeometry, f: Phase, wOffset: number, zeroPhases: Phase[] = []): GemmHooks {
+function gradInputHooks(
+  g: ConvGeometry,
+  f: Phase,
+  t: { dy: Tensor; w: Tensor; dx: Tensor; wOffset: number },
+  zeroPhases: Phase[] = [],
+): GemmProgram {
+  const wOffset = t.wOffset;
   const s = g.stride;
   const { O, C, OH, OW, H, W } = g;
   const dh0 = (f.ph + g.pad - f.kh0) / s;
@@ -94,10 +100,7 @@ function gradInputHooks(g: ConvGeometry, f: Phase, wOffset: number, zeroPhases: 
   // dyAt's bounds test uses `&`, not `&&` (see xAtDecl in conv_common.ts: Tint's short-circuit branches,
   // inlined per register-block element, stall SwiftShader's compiler).
   const hooks: GemmHooks = {
-    decls: `@group(0) @binding(0) var<storage, read> dy: array<${dyPlain ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(1) var<storage, read> w: array<${wVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> dx: array<${dxVec || spread ? "vec4<f32>" : "f32"}>;
-fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
+    decls: `fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
   let ok = (oh >= 0) & (oh < ${OH}) & (ow >= 0) & (ow < ${OW});
   let i = select(0u, ((n * ${O}u + o) * ${OH}u + u32(oh)) * ${OW}u + u32(ow), ok);
   return select(0.0, dy[${dyPlain ? "i / 4u][i % 4u" : "i"}], ok);
@@ -134,20 +137,27 @@ fn dyAt(n: u32, o: u32, oh: i32, ow: i32) -> f32 {
     hooks.readB4 = `${splitK} ${splitCol} let oh = i + ${dh0} - th; let ow = j + ${dw0} - tw;
   return vec4<f32>(dyAt(n, o, oh, ow), dyAt(n, o, oh, ow + 1), dyAt(n, o, oh, ow + 2), dyAt(n, o, oh, ow + 3));`;
   }
-  return hooks;
+  const vec = (v: boolean) => v ? "array<vec4<f32>>" : "array<f32>";
+  const bindings = [
+    read("dy", t.dy, vec(dyPlain)),
+    read("w", t.w, vec(wVec)),
+    write("dx", t.dx, vec(dxVec || spread)),
+  ];
+  return { hooks, bindings };
 }
 
 /** Zero-fills the pixels of a phase no tap reaches (e.g. odd pixels of a 1×1 stride-2 convolution). */
-function zeroPhaseHooks(g: ConvGeometry, f: Phase): GemmHooks {
+function zeroPhaseHooks(g: ConvGeometry, f: Phase, dx: Tensor): GemmProgram {
   const P = f.hp * f.wp;
   const s = g.stride;
-  return {
-    decls: `@group(0) @binding(0) var<storage, read_write> dx: array<f32>;`,
+  const hooks: GemmHooks = {
+    decls: "",
     readA: "return 0.0;",
     readB: "return 0.0;",
     writeC: `let n = col / ${P}u; let q = col % ${P}u; let i = q / ${f.wp}u; let j = q % ${f.wp}u;
   dx[((n * ${g.C}u + row) * ${g.H}u + ${f.ph}u + ${s}u * i) * ${g.W}u + ${f.pw}u + ${s}u * j] = v;`,
   };
+  return { hooks, bindings: [write("dx", dx)] };
 }
 
 /**
@@ -186,9 +196,7 @@ function phaseWeights(
     }
   });
   const n = Oq * g.C;
-  const code = `@group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> wp: array<f32>;
-${flatMain(n, 64)}
+  const body = `${flatMain(n, 64)}
   let o = i % ${Oq}u; let c = i / ${Oq}u;
   let real = o < ${g.O}u;
   let base = select(0u, (o * ${g.C}u + c) * ${g.KH * g.KW}u, real);
@@ -196,7 +204,7 @@ ${flatMain(n, 64)}
 ${lines.join("\n")}
 }`;
   const name = `conv2d.phaseWeights ${layout} ${label(g)}`;
-  gpu().dispatch({ name, code }, [w.range, wp.range], grid1d(n, 64));
+  runKernel({ name, bindings: [read("w", w), write("wp", wp)], body, workgroups: grid1d(n, 64) });
   return { wp, offsets };
 }
 
@@ -263,10 +271,10 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
   for (const f of fs) {
     const sizes = { M: g.C, N: g.N * f.hp * f.wp, K: g.O * f.nkh * f.nkw, batch: 1 };
     if (sizes.K === 0) {
-      if (!fuse) dispatchGemm(`conv2d.gradInput.zero ${label(g)}`, sizes, zeroPhaseHooks(g, f), [dx]);
+      if (!fuse) dispatchGemm(`conv2d.gradInput.zero ${label(g)}`, sizes, zeroPhaseHooks(g, f, dx));
     } else {
-      const hooks = gradInputHooks(g, f, offsets[live.indexOf(f)], f === first ? zeros : []);
-      dispatchGemm(`conv2d.gradInput ${label(g)}`, sizes, hooks, [dy, wp!, dx]);
+      const t = { dy, w: wp!, dx, wOffset: offsets[live.indexOf(f)] };
+      dispatchGemm(`conv2d.gradInput ${label(g)}`, sizes, gradInputHooks(g, f, t, f === first ? zeros : []));
     }
   }
   wp?.dispose();

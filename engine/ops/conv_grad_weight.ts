@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { gpu } from "../gpu.ts";
+import { type KernelBinding, read, runKernel, write } from "../program.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { fitTiling, type GemmHooks, type GemmTiling } from "../../shaders/gemm.ts";
@@ -33,6 +33,8 @@ interface GradWeightRoute {
   operand(x: Tensor, gc: ConvGeometry): Tensor;
   /** Hooks for images of geometry `gc`, contraction chunk `kChunk` per group. */
   hooks(gc: ConvGeometry, kChunk: number, accumulate: boolean): GemmHooks;
+  /** The bindings the hooks use: the transient operand, dy (a chunk of images) and the output. */
+  bindings(operand: Tensor, dy: Tensor, out: Tensor): KernelBinding[];
   /** A tiling that fits this GEMM's shape exactly (else the adapter's). */
   tiling?: GemmTiling;
 }
@@ -62,9 +64,7 @@ function channelsLastRoute(g: ConvGeometry): GradWeightRoute {
   let kh = t / ${g.KW}u; let kw = t % ${g.KW}u;
   let e = ((n * ${Hq}u + u32(oh) * ${s}u + kh) * ${Wq}u + u32(ow) * ${s}u + kw) * ${Cq}u + c;`;
       const hooks: GemmHooks = {
-        decls: `@group(0) @binding(0) var<storage, read> xq: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> dy: array<${dyVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> dw: array<f32>;`,
+        decls: "",
         readA: dyVec ? `let i = ${dyIndex}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex}];`,
         readB: `${xqIndex} return xq[e / 4u][e % 4u];`,
         readB4: `${xqIndex} return xq[e / 4u];`,
@@ -75,6 +75,11 @@ function channelsLastRoute(g: ConvGeometry): GradWeightRoute {
       if (dyVec) hooks.readA4 = `return dy[(${dyIndex}) / 4u];`;
       return hooks;
     },
+    bindings: (xq, dy, dw) => [
+      read("xq", xq, "array<vec4<f32>>"),
+      read("dy", dy, dyVec ? "array<vec4<f32>>" : "array<f32>"),
+      write("dw", dw),
+    ],
   };
 }
 
@@ -104,9 +109,7 @@ function transposedRoute(
       const dyIndex = `(n * ${g.O}u + col) * ${P}u + q`;
       const store = accumulate ? "out[e] = out[e] + v;" : "out[e] = v;";
       return {
-        decls: `@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> dy: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;`,
+        decls: "",
         readA: `${split} let e = ${aIndex(gc)}; return a[e / 4u][e % 4u];`,
         readA4: `${split} return a[(${aIndex(gc)}) / 4u];`,
         readB: `${split} let e = ${dyIndex}; return dy[e / 4u][e % 4u];`,
@@ -114,6 +117,11 @@ function transposedRoute(
         writeC: `let e = (b * ${g.O}u + col) * ${rows}u + row; ${store}`,
       };
     },
+    bindings: (
+      a,
+      dy,
+      out,
+    ) => [read("a", a, "array<vec4<f32>>"), read("dy", dy, "array<vec4<f32>>"), write("out", out)],
   };
 }
 
@@ -165,7 +173,8 @@ export function conv2dGradWeightInto(dw: Tensor, x: Tensor, dy: Tensor, g: ConvG
     const xc = imagesOf(x, n0, images);
     const dyc = imagesOf(dy, n0, images);
     const a = route.operand(xc, gc);
-    dispatchGemm(name, sizes, route.hooks(gc, kChunk, n0 > 0), [a, dyc, part ?? dw], route.tiling);
+    const gemm = { hooks: route.hooks(gc, kChunk, n0 > 0), bindings: route.bindings(a, dyc, part ?? dw) };
+    dispatchGemm(name, sizes, gemm, route.tiling);
     for (const t of [a, xc, dyc]) t.dispose();
   }
   if (part) {
@@ -182,9 +191,7 @@ function im2colRows(x: Tensor, g: ConvGeometry): Tensor {
   const cols = empty([R, g.N * P]);
   const s = g.stride;
   const loads = [0, 1, 2, 3].map((j) => `v[${j}] = xAt(nn, c, ih, iw + ${j * s});`).join(" ");
-  const code = `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> cols: array<vec4<f32>>;
-${xAtDecl(g)}
+  const body = `${xAtDecl(g)}
 ${flatMain(n, 64)}
   let p = (i % ${(g.N * P) / 4}u) * 4u; let r = i / ${(g.N * P) / 4}u;
   let nn = p / ${P}u; let q = p % ${P}u; let oh = i32(q / ${g.OW}u); let ow = i32(q % ${g.OW}u);
@@ -194,7 +201,12 @@ ${flatMain(n, 64)}
   ${loads}
   cols[i] = v;
 }`;
-  gpu().dispatch({ name: `conv2d.im2colRows ${label(g)}`, code }, [x.range, cols.range], grid1d(n, 64));
+  runKernel({
+    name: `conv2d.im2colRows ${label(g)}`,
+    bindings: [read("x", x), write("cols", cols, "array<vec4<f32>>")],
+    body,
+    workgroups: grid1d(n, 64),
+  });
   return cols;
 }
 
@@ -235,12 +247,11 @@ function sumPartials(name: string, part: Tensor, out: Tensor, groups: number, n:
   const len = vec ? n / 4 : n;
   const type = vec ? "vec4<f32>" : "f32";
   const terms = Array.from({ length: groups - 1 }, (_, k) => `  s = s + p[i + ${(k + 1) * len}u];`);
-  const code = `@group(0) @binding(0) var<storage, read> p: array<${type}>;
-@group(0) @binding(1) var<storage, read_write> o: array<${type}>;
-${flatMain(len, 64)}
+  const body = `${flatMain(len, 64)}
   var s = p[i];
 ${terms.join("\n")}
   o[i] = s;
 }`;
-  gpu().dispatch({ name, code }, [part.range, out.range], grid1d(len, 64));
+  const bindings = [read("p", part, `array<${type}>`), write("o", out, `array<${type}>`)];
+  runKernel({ name, bindings, body, workgroups: grid1d(len, 64) });
 }

@@ -5,27 +5,21 @@
  *
  * @module
  */
-import { gpu } from "../gpu.ts";
-import { empty, ShapeError, type Tensor } from "../tensor.ts";
+import { read, runKernel, write } from "../program.ts";
+import { empty, ShapeError } from "../tensor.ts";
+import type { GemmProgram } from "./matmul.ts";
 import { grid1d } from "../../shaders/common.ts";
-import type { GemmHooks, GemmTiling } from "../../shaders/gemm.ts";
+import type { GemmTiling } from "../../shaders/gemm.ts";
 import { type GemmSizes, splitK, splitKHooks, splitKSumCode } from "../../shaders/gemm_split.ts";
 
 /** What `dispatchGemm` does with a GEMM that fits the loop budget. */
-export type GemmDispatch = (
-  name: string,
-  sizes: GemmSizes,
-  hooks: GemmHooks,
-  bindings: (Tensor | GPUBuffer)[],
-  tiling: GemmTiling,
-) => void;
+export type GemmDispatch = (name: string, sizes: GemmSizes, gemm: GemmProgram, tiling: GemmTiling) => void;
 
 /** Records `sizes` (K too long for one dispatch on `tiling`) as a split-K GEMM and its sum. */
 export function dispatchSplitK(
   name: string,
   sizes: GemmSizes,
-  hooks: GemmHooks,
-  bindings: (Tensor | GPUBuffer)[],
+  gemm: GemmProgram,
   tiling: GemmTiling,
   dispatch: GemmDispatch,
 ): void {
@@ -39,19 +33,18 @@ export function dispatchSplitK(
     );
   }
   const part = empty([batch, sizes.M, sizes.N]);
-  const n = bindings.length;
+  const { hooks, bindings } = gemm;
   dispatch(
     `${name}.splitK`,
     { M: sizes.M, N: sizes.N, K: split.Kc, batch },
-    splitKHooks(hooks, sizes, split, n),
-    [...bindings, part],
+    { hooks: splitKHooks(hooks, sizes, split), bindings: [...bindings, write("gemmPart", part)] },
     tiling,
   );
-  const ranges = [...bindings, part].map((b) => b instanceof GPUBuffer ? b : b.range);
-  gpu().dispatch(
-    { name: `${name}.splitK.sum`, code: splitKSumCode(hooks, sizes, split, n) },
-    ranges,
-    grid1d(sizes.batch * sizes.M * sizes.N, 64),
-  );
+  runKernel({
+    name: `${name}.splitK.sum`,
+    bindings: [...bindings, read("gemmPart", part)],
+    body: splitKSumCode(hooks, sizes, split),
+    workgroups: grid1d(sizes.batch * sizes.M * sizes.N, 64),
+  });
   part.dispose();
 }

@@ -8,9 +8,9 @@
 import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { gradTarget, record } from "../autograd.ts";
+import { type KernelBinding, read, runGenerated, write } from "../program.ts";
 import {
   type GemmHooks,
-  type GemmKernel,
   gemmKernel,
   type GemmTiling,
   REGISTER_TILING,
@@ -53,92 +53,118 @@ export function gemmFallbackReason(): string | null {
   return g.kernels === "gpu" ? tilingMisfit(SHARED_TILING, g.report.limits) : null;
 }
 
+/** A GEMM's hooks and the bindings they use (declared by `engine/program.ts`, in this order). */
+export interface GemmProgram {
+  /** The hooks; `decls` holds only what is not a binding (constants, helpers). */
+  hooks: GemmHooks;
+  /** What the hooks read and write. */
+  bindings: KernelBinding[];
+}
+
 /**
- * Records one GEMM dispatch with the given hooks and storage bindings; `tiling` overrides the adapter's
- * tiling for a shape that a special block fits exactly. A contraction longer than `gemmMaxK(tiling)` is
- * recorded as a split-K GEMM and a fixed-order sum (two dispatches; `engine/ops/gemm_split.ts`).
+ * Records one GEMM dispatch of `gemm`; `tiling` overrides the adapter's tiling for a shape that a special
+ * block fits exactly. A contraction longer than `gemmMaxK(tiling)` is recorded as a split-K GEMM and a
+ * fixed-order sum (two dispatches; `engine/ops/gemm_split.ts`).
  */
 export function dispatchGemm(
   name: string,
   sizes: { M: number; N: number; K: number; batch: number },
-  hooks: GemmHooks,
-  bindings: (Tensor | GPUBuffer)[],
+  gemm: GemmProgram,
   tiling: GemmTiling = gemmTiling(),
 ): void {
   // A contraction too long for one invocation's loop budget is split over more invocations.
   if (gemmLoopTrips(sizes.K, tiling) > MAX_LOOP_TRIPS) {
-    return dispatchSplitK(name, sizes, hooks, bindings, tiling, dispatchGemm);
+    return dispatchSplitK(name, sizes, gemm, tiling, dispatchGemm);
   }
   // Generating a kernel costs far more host time than recording it (an unrolled one is ~100 KB of
-  // WGSL): memoise by the inputs of `gemmKernel`, so a training step only concatenates hook strings.
+  // WGSL): the source is memoised by the inputs of `gemmKernel`, so a training step only concatenates
+  // hook strings.
+  const { hooks } = gemm;
   const key =
     `${sizes.M},${sizes.N},${sizes.K},${sizes.batch}|${tiling.tileM},${tiling.tileN},${tiling.tileK},` +
     `${tiling.threadM},${tiling.threadN},${tiling.useWorkgroupMemory}|${hooks.decls}\u0000${hooks.readA}\u0000` +
     `${hooks.readB}\u0000${hooks.writeC}\u0000${hooks.readA4 ?? "-"}\u0000${hooks.readB4 ?? "-"}\u0000` +
     `${hooks.writeC4 ?? "-"}\u0000${hooks.readBT4 ?? "-"}`;
-  let kernel = kernelMemo.get(key);
-  if (!kernel) {
-    kernel = gemmKernel({ ...sizes, hooks, tiling });
-    if (kernelMemo.size >= MAX_MEMO) kernelMemo.clear();
-    kernelMemo.set(key, kernel);
-  }
-  const { code, workgroups } = kernel;
-  gpu().dispatch({ name, code }, bindings.map((b) => b instanceof GPUBuffer ? b : b.range), workgroups);
+  runGenerated({
+    name,
+    bindings: gemm.bindings,
+    key,
+    build: () => {
+      const { code, workgroups } = gemmKernel({ ...sizes, hooks, tiling });
+      return { body: code, workgroups };
+    },
+  });
 }
 
-const MAX_MEMO = 1024;
-const kernelMemo = new Map<string, GemmKernel>();
-
-/** Layout of one operand in storage: batch stride (0 = broadcast) and whether it is stored transposed. */
+/** One operand of a product: its tensor, whether it has a batch dimension in storage, and transposed or not. */
 interface Operand {
-  /** Elements between consecutive batch entries (0: the same matrix for every batch entry). */
-  batchStride: number;
+  tensor: Tensor;
+  /** Stored with a batch dimension (else the same matrix for every batch entry). */
+  batched: boolean;
+  /** Stored transposed. */
   trans: boolean;
 }
 
 /**
- * Hooks of C[b] = op(A)[b]·op(B)[b] for row-major storage. `A` is [M,K] ([K,M] when transposed), `B`
- * is [K,N] ([N,K] when transposed). With `reduceBatch` the batch index is folded into the contraction
- * (k = b·K + k'), which sums the products over the batch (the gradient of a broadcast operand).
- * `epilogue` is the body of writeC given `v` (defaults to `c[b*M*N + row*N + col] = v`).
+ * One product C[b] = op(A)[b]·op(B)[b] of row-major storage into `out`. `A` is [M,K] ([K,M] when
+ * transposed), `B` is [K,N] ([N,K] when transposed). With `reduceBatch` > 1 the batch index is folded
+ * into the contraction (k = b·K + k'), which sums the products over the batch (the gradient of a
+ * broadcast operand). `writeC` is the body of writeC given `v` (default `c[b*M*N + row*N + col] = v`),
+ * which may use the `extra` bindings.
  */
-function matmulHooks(
-  M: number,
-  N: number,
-  K: number,
-  a: Operand,
-  b: Operand,
-  reduceBatch: number,
-  extraDecls = "",
-  writeC?: string,
-): GemmHooks {
+interface Product {
+  out: Tensor;
+  a: Operand;
+  b: Operand;
+  M: number;
+  N: number;
+  K: number;
+  /** Batch entries (default 1). */
+  batch?: number;
+  /** Batch entries summed into one output (default 1). */
+  reduceBatch?: number;
+  /** Bindings after A, B and c, used by `writeC`. */
+  extra?: KernelBinding[];
+  /** Custom epilogue. */
+  writeC?: string;
+}
+
+/** The hooks and bindings of `p` (see `Product`). */
+function matmulHooks(p: Product): GemmProgram {
+  const { M, N, K, a, b } = p;
+  const reduceBatch = p.reduceBatch ?? 1;
+  const aStride = a.batched ? M * K : 0;
+  const bStride = b.batched ? K * N : 0;
   // The default epilogue stores vec4 rows when N % 4 == 0 (then every row starts 16-byte aligned).
-  const cVec = writeC === undefined && N % 4 === 0;
+  const cVec = p.writeC === undefined && N % 4 === 0;
   const cIndex = `b * ${M * N}u + row * ${N}u + col`;
-  writeC ??= `c[${cIndex}] = v;`;
+  const writeC = p.writeC ?? `c[${cIndex}] = v;`;
   // Contraction index → (batch, k) when the batch is reduced.
   const split = (k: string) =>
     reduceBatch > 1 ? { bb: `(${k} / ${K}u)`, kk: `(${k} % ${K}u)` } : { bb: "b", kk: k };
   const aIndex = (row: string, k: string) => {
     const { bb, kk } = split(`(${k})`);
     row = `(${row})`;
-    return `${bb} * ${a.batchStride}u + ${a.trans ? `${kk} * ${M}u + ${row}` : `${row} * ${K}u + ${kk}`}`;
+    return `${bb} * ${aStride}u + ${a.trans ? `${kk} * ${M}u + ${row}` : `${row} * ${K}u + ${kk}`}`;
   };
   const bIndex = (k: string, col: string) => {
     const { bb, kk } = split(`(${k})`);
     col = `(${col})`;
-    return `${bb} * ${b.batchStride}u + ${b.trans ? `${col} * ${K}u + ${kk}` : `${kk} * ${N}u + ${col}`}`;
+    return `${bb} * ${bStride}u + ${b.trans ? `${col} * ${K}u + ${kk}` : `${kk} * ${N}u + ${col}`}`;
   };
   // vec4 bindings where 4 consecutive hook elements are contiguous and aligned in storage.
-  const aVec = !a.trans && K % 4 === 0 && a.batchStride % 4 === 0;
-  const bVec = !b.trans && N % 4 === 0 && b.batchStride % 4 === 0;
-  const bT4 = b.trans && aVec && K % 4 === 0 && b.batchStride % 4 === 0 && reduceBatch <= 1;
-  const decls = `@group(0) @binding(0) var<storage, read> A: array<${aVec ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(1) var<storage, read> B: array<${bVec || bT4 ? "vec4<f32>" : "f32"}>;
-@group(0) @binding(2) var<storage, read_write> c: array<${cVec ? "vec4<f32>" : "f32"}>;
-${extraDecls}`;
+  const aVec = !a.trans && K % 4 === 0 && aStride % 4 === 0;
+  const bVec = !b.trans && N % 4 === 0 && bStride % 4 === 0;
+  const bT4 = b.trans && aVec && K % 4 === 0 && bStride % 4 === 0 && reduceBatch <= 1;
+  const vec = (v: boolean) => v ? "array<vec4<f32>>" : "array<f32>";
+  const bindings = [
+    read("A", a.tensor, vec(aVec)),
+    read("B", b.tensor, vec(bVec || bT4)),
+    write("c", p.out, vec(cVec)),
+    ...p.extra ?? [],
+  ];
   const hooks: GemmHooks = {
-    decls,
+    decls: "",
     readA: aVec
       ? `let i = ${aIndex("row", "k")}; return A[i / 4u][i % 4u];`
       : `return A[${aIndex("row", "k")}];`,
@@ -158,7 +184,22 @@ ${extraDecls}`;
       [0, 1, 2, 3].map((j) => `B[${bIndex("k", `col + ${j}u`)}]`).join(", ")
     });`;
   }
-  return hooks;
+  return { hooks, bindings };
+}
+
+/** Records the product `p` (raw kernel call, no autograd) as `${op}` plus N/T for each operand. */
+function matmulInto(op: string, p: Product): void {
+  const reduceBatch = p.reduceBatch ?? 1;
+  const { M, N, K } = p;
+  const sizes = reduceBatch > 1
+    ? { M, N, K: K * reduceBatch, batch: 1 }
+    : { M, N, K, batch: p.out.rank === 3 ? p.batch ?? 1 : 1 };
+  dispatchGemm(`${op}${p.a.trans ? "T" : "N"}${p.b.trans ? "T" : "N"}`, sizes, matmulHooks(p));
+}
+
+/** One gradient product (see `Product`). */
+function matmulGrad(p: Product): void {
+  matmulInto("matmul.grad", p);
 }
 
 /** Options of `matmul`. */
@@ -199,26 +240,6 @@ function plan(a: Tensor, b: Tensor, transA: boolean, transB: boolean): MatmulPla
   return { batch: Math.max(1, batch), M, N, K, out: batch ? [batch, M, N] : [M, N] };
 }
 
-/** Records C = op(A)·op(B) into `out` (raw kernel call, no autograd). */
-function matmulInto(
-  out: Tensor,
-  a: Tensor,
-  b: Tensor,
-  transA: boolean,
-  transB: boolean,
-  M: number,
-  N: number,
-  K: number,
-  batch: number,
-  reduceBatch = 1,
-): void {
-  const opA = { batchStride: a.rank === 3 ? M * K : 0, trans: transA };
-  const opB = { batchStride: b.rank === 3 ? K * N : 0, trans: transB };
-  const hooks = matmulHooks(M, N, K, opA, opB, reduceBatch);
-  const sizes = reduceBatch > 1 ? { M, N, K: K * reduceBatch, batch: 1 } : { M, N, K, batch };
-  dispatchGemm(`matmul${transA ? "T" : "N"}${transB ? "T" : "N"}`, sizes, hooks, [a, b, out]);
-}
-
 /**
  * Matrix product `op(a)·op(b)` with op = identity or transpose (`transA`, `transB`, never
  * materialised): [M,K]·[K,N] → [M,N], or batched [B,M,K]·[B,K,N] → [B,M,N]; a 2-D operand is
@@ -230,7 +251,9 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const { batch, M, N, K, out: outShape } = plan(a, b, transA, transB);
   const out = empty(outShape);
   if (out.size === 0) return out;
-  matmulInto(out, a, b, transA, transB, M, N, K, batch);
+  const opA = { tensor: a, batched: a.rank === 3, trans: transA };
+  const opB = { tensor: b, batched: b.rank === 3, trans: transB };
+  matmulInto("matmul", { out, a: opA, b: opB, M, N, K, batch });
   return record("matmul", [a, b], out, (g) => {
     // dA = dC·op(B)ᵀ (stored transposed when transA), dB = op(A)ᵀ·dC (likewise).
     let ga: Tensor | null = null;
@@ -240,10 +263,13 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       const reduce = a.rank === 2 && batch > 1 && b.rank === 3 ? batch : 1;
       if (!transA) {
         // dA[M,K] = dC[M,N] · op(B)ᵀ[N,K]
-        matmulGrad(ga, g, b, false, !transB, M, K, N, batch, reduce, g.rank === 3, b.rank === 3);
+        const x = { tensor: g, batched: g.rank === 3, trans: false };
+        const y = { ...opB, trans: !transB };
+        matmulGrad({ out: ga, a: x, b: y, M, N: K, K: N, batch, reduceBatch: reduce });
       } else {
         // a is stored [K,M]: dA_stored[K,M] = op(B)[K,N] · dCᵀ[N,M]
-        matmulGrad(ga, b, g, transB, true, K, M, N, batch, reduce, b.rank === 3, g.rank === 3);
+        const y = { tensor: g, batched: g.rank === 3, trans: true };
+        matmulGrad({ out: ga, a: opB, b: y, M: K, N: M, K: N, batch, reduceBatch: reduce });
       }
     }
     if (b.requiresGrad) {
@@ -251,38 +277,25 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       const reduce = b.rank === 2 && batch > 1 && a.rank === 3 ? batch : 1;
       if (!transB) {
         // dB[K,N] = op(A)ᵀ[K,M] · dC[M,N]
-        matmulGrad(gb, a, g, !transA, false, K, N, M, batch, reduce, a.rank === 3, g.rank === 3);
+        const y = { tensor: g, batched: g.rank === 3, trans: false };
+        matmulGrad({
+          out: gb,
+          a: { ...opA, trans: !transA },
+          b: y,
+          M: K,
+          N,
+          K: M,
+          batch,
+          reduceBatch: reduce,
+        });
       } else {
         // b is [N,K]: dB_stored[N,K] = dCᵀ[N,M] · op(A)[M,K]
-        matmulGrad(gb, g, a, true, transA, N, K, M, batch, reduce, g.rank === 3, a.rank === 3);
+        const x = { tensor: g, batched: g.rank === 3, trans: true };
+        matmulGrad({ out: gb, a: x, b: opA, M: N, N: K, K: M, batch, reduceBatch: reduce });
       }
     }
     return [ga, gb];
   });
-}
-
-/** One gradient product; `batchedX` says whether operand X has a batch dimension in storage. */
-function matmulGrad(
-  out: Tensor,
-  x: Tensor,
-  y: Tensor,
-  transX: boolean,
-  transY: boolean,
-  M: number,
-  N: number,
-  K: number,
-  batch: number,
-  reduceBatch: number,
-  batchedX: boolean,
-  batchedY: boolean,
-): void {
-  const opX = { batchStride: batchedX ? M * K : 0, trans: transX };
-  const opY = { batchStride: batchedY ? K * N : 0, trans: transY };
-  const hooks = matmulHooks(M, N, K, opX, opY, reduceBatch);
-  const sizes = reduceBatch > 1
-    ? { M, N, K: K * reduceBatch, batch: 1 }
-    : { M, N, K, batch: out.rank === 3 ? batch : 1 };
-  dispatchGemm(`matmul.grad${transX ? "T" : "N"}${transY ? "T" : "N"}`, sizes, hooks, [x, y, out]);
 }
 
 /**
@@ -307,27 +320,19 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
   const OUT = w.shape[0];
   const out = empty([N, OUT]);
   if (out.size === 0) return out;
-  const opX = { batchStride: 0, trans: false };
-  const opW = { batchStride: 0, trans: true };
+  const product: Product = {
+    out,
+    a: { tensor: x, batched: false, trans: false },
+    b: { tensor: w, batched: false, trans: true },
+    M: N,
+    N: OUT,
+    K: IN,
+  };
   if (bias) {
-    const hooks = matmulHooks(
-      N,
-      OUT,
-      IN,
-      opX,
-      opW,
-      1,
-      "@group(0) @binding(3) var<storage, read> bias: array<f32>;",
-      `c[row * ${OUT}u + col] = v + bias[col];`,
-    );
-    dispatchGemm("linear", { M: N, N: OUT, K: IN, batch: 1 }, hooks, [x, w, out, bias]);
-  } else {
-    dispatchGemm("linear", { M: N, N: OUT, K: IN, batch: 1 }, matmulHooks(N, OUT, IN, opX, opW, 1), [
-      x,
-      w,
-      out,
-    ]);
+    product.extra = [read("bias", bias)];
+    product.writeC = `c[row * ${OUT}u + col] = v + bias[col];`;
   }
+  dispatchGemm("linear", { M: N, N: OUT, K: IN, batch: 1 }, matmulHooks(product));
   const inputs = bias ? [x, w, bias] : [x, w];
   return record(op, inputs, out, (g) => {
     let gx: Tensor | null = null;
@@ -336,7 +341,15 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
     if (x.requiresGrad) {
       // dx[N,in] = dy[N,out] · w[out,in]
       gx = empty(x.shape);
-      matmulInto(gx, g, w, false, false, N, IN, OUT, 1);
+      const a = { tensor: g, batched: false, trans: false };
+      matmulInto("matmul", {
+        out: gx,
+        a,
+        b: { tensor: w, batched: false, trans: false },
+        M: N,
+        N: IN,
+        K: OUT,
+      });
     }
     const wantW = w.requiresGrad;
     const wantB = bias !== undefined && bias.requiresGrad;
@@ -346,16 +359,13 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
       gb = wantB ? gradTarget(bias!) : null;
       const cols = wantW ? IN + (wantB ? 1 : 0) : 1;
       const first = wantW ? 0 : IN; // first logical column of [x | 1]
-      const decls = [
-        "@group(0) @binding(0) var<storage, read> dy: array<f32>;",
-        "@group(0) @binding(1) var<storage, read> x: array<f32>;",
-        wantW ? "@group(0) @binding(2) var<storage, read_write> dw: array<f32>;" : "",
-        wantB ? `@group(0) @binding(${wantW ? 3 : 2}) var<storage, read_write> db: array<f32>;` : "",
-      ].join("\n");
+      const bindings = [read("dy", g), read("x", x)];
+      if (gw) bindings.push(write("dw", gw));
+      if (gb) bindings.push(write("db", gb));
       const writeW = `dw[row * ${IN}u + col] = v;`;
       const writeB = `db[row] = v;`;
       const hooks: GemmHooks = {
-        decls,
+        decls: "",
         readA: `return dy[k * ${OUT}u + row];`,
         readA4:
           `return vec4<f32>(dy[k * ${OUT}u + row], dy[(k + 1u) * ${OUT}u + row], dy[(k + 2u) * ${OUT}u + row], ` +
@@ -369,10 +379,7 @@ export function linear(x: Tensor, w: Tensor, bias?: Tensor): Tensor {
           ? writeW
           : writeB,
       };
-      const bindings: Tensor[] = [g, x];
-      if (gw) bindings.push(gw);
-      if (gb) bindings.push(gb);
-      dispatchGemm("linear.gradWeight", { M: OUT, N: cols, K: N, batch: 1 }, hooks, bindings);
+      dispatchGemm("linear.gradWeight", { M: OUT, N: cols, K: N, batch: 1 }, { hooks, bindings });
     }
     return bias ? [gx, gw, gb] : [gx, gw];
   });
