@@ -7,7 +7,7 @@
  * @module
  */
 import { conv2d, gpu, matmul, tensor, tidy } from "../mod.ts";
-import { $, setText } from "./ui.ts";
+import { $, acquireGpu, releaseGpu, setText } from "./ui.ts";
 
 /** One probe's result. */
 export interface ProbeResult {
@@ -97,6 +97,11 @@ export function mountAdapter(): void {
   const out = $("adapter-probe-out").querySelector("tbody")!;
   button.disabled = false;
   button.addEventListener("click", async () => {
+    const other = acquireGpu("the speed probe");
+    if (other) {
+      setText(status, `${other} is using the GPU (running or paused): finish or reset it first`);
+      return;
+    }
     button.disabled = true;
     setText(status, "timing…");
     try {
@@ -126,6 +131,7 @@ export function mountAdapter(): void {
       setText(status, `probe failed: ${(e as Error).message}`);
     } finally {
       button.disabled = false;
+      releaseGpu("the speed probe");
     }
   });
 }

@@ -49,7 +49,7 @@ import { encodeSafetensors } from "../train/safetensors.ts";
 import { TrainState } from "../train/state.ts";
 import { PAPER_TRAINING } from "../experiments/paper.ts";
 import { drawHistogram, drawLineChart } from "./chart.ts";
-import { $, numberInput, PauseGate, RunStopped, setText } from "./ui.ts";
+import { $, acquireGpu, numberInput, PauseGate, releaseGpu, RunStopped, setText } from "./ui.ts";
 
 /**
  * The `format` of Section 5 checkpoints (`experiments/section5/checkpoint.ts`'s CHECKPOINT_FORMAT; that
@@ -370,6 +370,11 @@ export function mountCifar(): void {
       setText(status, (e as Error).message);
       return;
     }
+    const other = acquireGpu("CIFAR-10 training");
+    if (other) {
+      setText(status, `${other} is using the GPU (running or paused): finish or reset it first`);
+      return;
+    }
     busy = true;
     start.disabled = true;
     download.disabled = true;
@@ -438,6 +443,7 @@ export function mountCifar(): void {
       }
     } finally {
       busy = false;
+      releaseGpu("CIFAR-10 training");
       start.disabled = false;
       pause.disabled = true;
       download.disabled = run === null;
@@ -451,6 +457,11 @@ export function mountCifar(): void {
   });
   evalButton.addEventListener("click", async () => {
     if (!run || (busy && !gate.paused)) return;
+    const other = acquireGpu("CIFAR-10 training");
+    if (other) {
+      setText(status, `${other} is using the GPU (running or paused): finish or reset it first`);
+      return;
+    }
     evalButton.disabled = true;
     try {
       await evaluate();
@@ -458,10 +469,16 @@ export function mountCifar(): void {
       setText(status, `evaluation failed: ${(e as Error).message}`);
     } finally {
       evalButton.disabled = false;
+      if (!busy) releaseGpu("CIFAR-10 training");
     }
   });
   download.addEventListener("click", async () => {
     if (!run || (busy && !gate.paused)) return;
+    const other = acquireGpu("CIFAR-10 training");
+    if (other) {
+      setText(status, `${other} is using the GPU (running or paused): finish or reset it first`);
+      return;
+    }
     try {
       const bytes = await run.checkpoint(run.state.step >= run.config.iterations);
       const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: "application/octet-stream" }));
@@ -479,6 +496,8 @@ export function mountCifar(): void {
       );
     } catch (e) {
       setText(status, `checkpoint failed: ${(e as Error).message}`);
+    } finally {
+      if (!busy) releaseGpu("CIFAR-10 training");
     }
   });
   drawLineChart(chart, [], { title: "training loss", xLabel: "iteration", yLabel: "loss" });

@@ -12,7 +12,7 @@ import { FIG1_OPTIONS, lambdaForBound, trainScToy } from "../experiments/fig1_co
 import { trainCeToy } from "../experiments/toy/ce_toy.ts";
 import { ceBoundCorollary2, scAnchorValueAtSimplex } from "../theory/mod.ts";
 import { drawLineChart, drawPoints } from "./chart.ts";
-import { $, numberInput, PauseGate, RunStopped, setText } from "./ui.ts";
+import { $, acquireGpu, numberInput, PauseGate, releaseGpu, RunStopped, setText } from "./ui.ts";
 
 const K = 3;
 
@@ -103,6 +103,11 @@ export function mountFig1(): void {
       s = settings();
     } catch (e) {
       setText(status, (e as Error).message);
+      return;
+    }
+    const other = acquireGpu("Fig. 1");
+    if (other) {
+      setText(status, `${other} is using the GPU (running or paused): finish or reset it first`);
       return;
     }
     running = true;
@@ -233,6 +238,7 @@ export function mountFig1(): void {
       }
     } finally {
       running = false;
+      releaseGpu("Fig. 1");
       start.disabled = false;
       pause.disabled = true;
     }

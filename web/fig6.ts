@@ -27,7 +27,7 @@ import {
   tensor,
 } from "../mod.ts";
 import { CLASS_COLORS, drawGroupedHistogram, drawLineChart, drawPoints } from "./chart.ts";
-import { $, numberInput, PauseGate, RunStopped, setText } from "./ui.ts";
+import { $, acquireGpu, numberInput, PauseGate, releaseGpu, RunStopped, setText } from "./ui.ts";
 
 /** Wires the Fig. 6 panel (elements under `#fig6`). */
 export function mountFig6(): void {
@@ -77,6 +77,11 @@ export function mountFig6(): void {
       every = numberInput("fig6-speed", { int: true, min: 1 });
     } catch (e) {
       setText(status, (e as Error).message);
+      return;
+    }
+    const other = acquireGpu("Fig. 6");
+    if (other) {
+      setText(status, `${other} is using the GPU (running or paused): finish or reset it first`);
       return;
     }
     running = true;
@@ -180,6 +185,7 @@ export function mountFig6(): void {
       labels.dispose();
       table.dispose();
       running = false;
+      releaseGpu("Fig. 6");
       start.disabled = false;
       pause.disabled = true;
     }

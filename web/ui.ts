@@ -110,3 +110,21 @@ export class PauseGate {
     this.button.setAttribute("aria-pressed", String(this.#paused));
   }
 }
+
+let gpuHolder: string | null = null;
+
+/**
+ * Takes the page's one GPU job slot for `name`, or returns the name of the panel that holds it. The
+ * engine's tensor scopes are a stack, so two panels' loops interleaving at their awaits (one of them
+ * paused inside a scope, say) would free each other's tensors: one panel computes at a time.
+ */
+export function acquireGpu(name: string): string | null {
+  if (gpuHolder !== null && gpuHolder !== name) return gpuHolder;
+  gpuHolder = name;
+  return null;
+}
+
+/** Gives the slot back (only its holder does). */
+export function releaseGpu(name: string): void {
+  if (gpuHolder === name) gpuHolder = null;
+}
