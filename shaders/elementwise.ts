@@ -106,32 +106,26 @@ export function broadcastIndexCode(out: readonly number[], inputs: readonly MapI
 }
 
 /**
- * A kernel `out[i] = expr` over the output shape where each input named `v` is available in `expr` as
- * `v_val` (its broadcast element). `outType` is the output's WGSL element type. With `perInvocation`
- * > 1 (only when every input has the output's shape, see `mapRun`) each invocation handles a run of
- * that many consecutive elements: dispatch `ceil(n / perInvocation)` invocations.
+ * The body of a kernel `out[i] = expr` over the output shape where each input named `v` (a binding of
+ * that name) is available in `expr` as `v_val` (its broadcast element); `out` is the output binding.
+ * With `perInvocation` > 1 (only when every input has the output's shape, see `mapRun`) each invocation
+ * handles a run of that many consecutive elements: dispatch `ceil(n / perInvocation)` invocations.
  */
-export function mapCode(
+export function mapBody(
   out: readonly number[],
   inputs: readonly MapInput[],
   expr: string,
-  outType: "f32" | "i32" | "u32" = "f32",
   perInvocation = 1,
 ): string {
   let n = 1;
   for (const d of out) n *= d;
-  const decls = inputs.map((x, j) =>
-    `@group(0) @binding(${j}) var<storage, read> ${x.name}: array<${x.dtype ?? "f32"}>;`
-  );
-  decls.push(`@group(0) @binding(${inputs.length}) var<storage, read_write> out: array<${outType}>;`);
   if (perInvocation > 1) {
     if (!inputs.every((x) => sameShape(x.shape, out))) {
-      throw new Error("mapCode: several elements per invocation need inputs of the output's shape");
+      throw new Error("mapBody: several elements per invocation need inputs of the output's shape");
     }
     // Every input is indexed like the output: a run of `perInvocation` elements, no index math.
     const runLoads = inputs.map((x) => `    let ${x.name}_val = ${x.name}[e];`);
-    return `${decls.join("\n")}
-${flatMain(Math.ceil(n / perInvocation))}
+    return `${flatMain(Math.ceil(n / perInvocation))}
   let e0 = i * ${perInvocation}u;
   let e1 = min(e0 + ${perInvocation}u, ${n}u);
   for (var e = e0; e < e1; e = e + 1u) {
@@ -141,8 +135,7 @@ ${runLoads.join("\n")}
 }`;
   }
   const loads = inputs.map((x) => `  let ${x.name}_val = ${x.name}[${x.name}_idx];`);
-  return `${decls.join("\n")}
-${flatMain(n)}
+  return `${flatMain(n)}
 ${broadcastIndexCode(out, inputs)}
 ${loads.join("\n")}
   out[i] = ${expr};
@@ -153,7 +146,7 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, k) => d === b[k]);
 }
 
-/** Elements per invocation `mapCode` may use for these inputs: 4 when none is broadcast, else 1. */
+/** Elements per invocation `mapBody` may use for these inputs: 4 when none is broadcast, else 1. */
 export function mapRun(out: readonly number[], inputs: readonly MapInput[]): number {
   return inputs.every((x) => sameShape(x.shape, out)) ? 4 : 1;
 }

@@ -24,11 +24,8 @@ export function rowMain(rows: number, wg = ROW_WG): string {
  * Sphere normalisation, forward: `z = ρ·u/max(‖u‖, eps)` for `rows` rows of length `d`.
  * Writes `z` and the guarded norm of each row (kept for the backward).
  */
-export function sphereForwardCode(rows: number, d: number, radius: number, eps: number): string {
-  return `@group(0) @binding(0) var<storage, read> u: array<f32>;
-@group(0) @binding(1) var<storage, read_write> z: array<f32>;
-@group(0) @binding(2) var<storage, read_write> norms: array<f32>;
-${rowMain(rows)}
+export function sphereForwardBody(rows: number, d: number, radius: number, eps: number): string {
+  return `${rowMain(rows)}
   let base = r * ${d}u;
   var s = 0.0;
   for (var t = 0u; t < ${d}u; t++) { let v = u[base + t]; s = fma(v, v, s); }
@@ -40,12 +37,8 @@ ${rowMain(rows)}
 }
 
 /** Sphere normalisation, backward: `du = (ρ/n)(dz − ẑ⟨ẑ, dz⟩)`, `ẑ = u/n`, `n` the saved guarded norm. */
-export function sphereBackwardCode(rows: number, d: number, radius: number): string {
-  return `@group(0) @binding(0) var<storage, read> u: array<f32>;
-@group(0) @binding(1) var<storage, read> norms: array<f32>;
-@group(0) @binding(2) var<storage, read> dz: array<f32>;
-@group(0) @binding(3) var<storage, read_write> du: array<f32>;
-${rowMain(rows)}
+export function sphereBackwardBody(rows: number, d: number, radius: number): string {
+  return `${rowMain(rows)}
   let base = r * ${d}u;
   let inv = 1.0 / norms[r];
   var dot = 0.0;
@@ -61,12 +54,8 @@ ${rowMain(rows)}
  * Cross-entropy, per row: `loss_r = LSE(x_r) − x_r[y_r]` with a max-subtracted log-sum-exp; also
  * writes `LSE(x_r)` for the backward. A label outside `[0, k)` writes NaN to both.
  */
-export function ceRowsCode(rows: number, k: number): string {
-  return `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
-${NAN_FN}
+export function ceRowsBody(rows: number, k: number): string {
+  return `${NAN_FN}
 ${rowMain(rows)}
   let base = r * ${k}u;
   var m = x[base];
@@ -89,13 +78,8 @@ ${rowMain(rows)}
  * Cross-entropy backward, elementwise over `[rows, k]`: `dx = g·scale·(softmax(x_r) − onehot(y_r))`,
  * `g` the scalar upstream gradient. NaN rows (bad labels) stay NaN through the saved LSE.
  */
-export function ceBackwardCode(rows: number, k: number, scale: number): string {
-  return `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read> lse: array<f32>;
-@group(0) @binding(3) var<storage, read> g: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-${flatMain(rows * k)}
+export function ceBackwardBody(rows: number, k: number, scale: number): string {
+  return `${flatMain(rows * k)}
   let r = i / ${k}u;
   let c = i32(i % ${k}u);
   let onehot = select(0.0, 1.0, labels[r] == c);
@@ -107,10 +91,8 @@ ${flatMain(rows * k)}
  * `out[0] = scale · Σ v` over `n` values: one workgroup of 64 strided partial sums and a tree
  * (rounding error grows with n/64 + 6 additions instead of n).
  */
-export function sumCode(n: number, scale: number): string {
-  return `@group(0) @binding(0) var<storage, read> v: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
-var<workgroup> part: array<f32, 64>;
+export function sumBody(n: number, scale: number): string {
+  return `var<workgroup> part: array<f32, 64>;
 @compute @workgroup_size(64)
 fn main(@builtin(local_invocation_index) l: u32) {
   var s = 0.0;
@@ -131,12 +113,8 @@ fn main(@builtin(local_invocation_index) l: u32) {
  * `loss_i = LSE_i − (1/P_i) Σ_{j∈pos(i)} G_ij`, or 0 when `P_i = 0`. Also writes `stats[i] =
  * (LSE_i, 1/P_i)` (`(0, 0)` without positives) for the backward.
  */
-export function supConRowsCode(b: number): string {
-  return `@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(3) var<storage, read_write> stats: array<vec2<f32>>;
-${rowMain(b)}
+export function supConRowsBody(b: number): string {
+  return `${rowMain(b)}
   let base = r * ${b}u;
   let y = labels[r];
   var m = -3.0e38;
@@ -170,13 +148,8 @@ ${rowMain(b)}
  * `dz = S·z`), elementwise from the saved row statistics, with `dG_ik = g·([P_i>0]·softmax_{k≠i}(G_i)_k
  * − [k∈pos(i)]/P_i)` and `dG_ii = 0`. `G` is symmetric, so `G_ki` is read as `G_ik`.
  */
-export function supConBackwardCode(b: number): string {
-  return `@group(0) @binding(0) var<storage, read> G: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read> stats: array<vec2<f32>>;
-@group(0) @binding(3) var<storage, read> gOut: array<f32>;
-@group(0) @binding(4) var<storage, read_write> S: array<f32>;
-${flatMain(b * b)}
+export function supConBackwardBody(b: number): string {
+  return `${flatMain(b * b)}
   let r = i / ${b}u;
   let k = i % ${b}u;
   if (r == k) { S[i] = 0.0; return; }

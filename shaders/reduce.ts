@@ -85,33 +85,25 @@ export interface ReduceKernel {
   scale?: number;
   /**
    * The element expression given the WGSL offset `idx` into `x` and the output index `o`
-   * (default `x[idx]`). Extra read bindings come after `x` (see `extra`).
+   * (default `x[idx]`), which may read other bindings the dispatch declares.
    */
   element?: (idx: string) => string;
-  /** Extra read-only f32 bindings after `x`, by name. */
-  extra?: string[];
 }
 
 /**
- * The reduction kernel: bindings `x`, extras, then `out` (numOut·chunks elements; `out[o * chunks + k]`).
+ * The body of the reduction kernel over the bindings `x` and `out` (numOut·chunks elements;
+ * `out[o * chunks + k]`), declared by the dispatch.
  */
-export function reduceCode(spec: ReduceKernel): string {
+export function reduceBody(spec: ReduceKernel): string {
   const { layout, op, chunks, chunkLen } = spec;
   const total = layout.numOut * chunks;
-  const extra = spec.extra ?? [];
   const element = spec.element ?? ((idx: string) => `x[${idx}]`);
-  const decls = [`@group(0) @binding(0) var<storage, read> x: array<f32>;`];
-  extra.forEach((name, j) =>
-    decls.push(`@group(0) @binding(${j + 1}) var<storage, read> ${name}: array<f32>;`)
-  );
-  decls.push(`@group(0) @binding(${extra.length + 1}) var<storage, read_write> out: array<f32>;`);
   const combine = op === "sum" ? "acc = acc + v;" : "acc = max(acc, v);";
   const scale = spec.scale !== undefined && spec.scale !== 1 ? ` * ${f32Lit(spec.scale)}` : "";
   // Invocation g: output o = g % numOut, chunk k = g / numOut (consecutive invocations, consecutive outputs).
   const single = layout.reduced.length === 1 && layout.reduced[0].stride === 1;
   const rOffset = (v: string) => single ? v : offsetExpr(layout.reduced, v);
-  return `${decls.join("\n")}
-${flatMain(total)}
+  return `${flatMain(total)}
   let o = i % ${layout.numOut}u;
   let k = i / ${layout.numOut}u;
   let base = ${offsetExpr(layout.kept, "o")};

@@ -3,15 +3,22 @@
  * add into a gradient slot, and poisoning of fresh outputs in test mode.
  */
 import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { type DType, empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { f32Lit, flatMain, grid1d, NAN, NAN_FN } from "../../shaders/common.ts";
 
-function fillCode(n: number, dtype: DType, literal: string): string {
-  return `@group(0) @binding(0) var<storage, read_write> out: array<${dtype}>;
-${literal === NAN ? NAN_FN : ""}
-${flatMain(n)}
+/** Fills `out` with `literal` (a recorded kernel named `name`). */
+function fillKernel(name: string, out: Tensor, literal: string): void {
+  const body = `${literal === NAN ? NAN_FN : ""}
+${flatMain(out.size)}
   out[i] = ${literal};
 }`;
+  runKernel({
+    name,
+    bindings: [write("out", out, `array<${out.dtype}>`)],
+    body,
+    workgroups: grid1d(out.size),
+  });
 }
 
 function literalFor(value: number, dtype: DType): string {
@@ -23,11 +30,7 @@ function literalFor(value: number, dtype: DType): string {
 
 /** Writes `value` into every element of `t` (recorded, not immediate). */
 export function fillInto(t: Tensor, value: number): void {
-  gpu().dispatch(
-    { name: "fill", code: fillCode(t.size, t.dtype, literalFor(value, t.dtype)) },
-    [t.range],
-    grid1d(t.size),
-  );
+  fillKernel("fill", t, literalFor(value, t.dtype));
 }
 
 /** A new tensor of `shape` filled with `value`. */
@@ -40,12 +43,7 @@ export function fill(shape: readonly number[], value: number, dtype: DType = "f3
 /** Fills a fresh output with NaN (f32) or 0x7fffffff (integers), so an element no kernel wrote shows in tests. */
 export function poisonFill(t: Tensor): void {
   if (t.size === 0) return;
-  const code = fillCode(
-    t.size,
-    t.dtype,
-    t.dtype === "f32" ? NAN : `${t.dtype}(0x7fffffff)`,
-  );
-  gpu().dispatch({ name: "poison", code }, [t.range], grid1d(t.size));
+  fillKernel("poison", t, t.dtype === "f32" ? NAN : `${t.dtype}(0x7fffffff)`);
 }
 
 function checkSame(op: string, a: Tensor, b: Tensor): void {
@@ -58,25 +56,24 @@ function checkSame(op: string, a: Tensor, b: Tensor): void {
 export function addSame(a: Tensor, b: Tensor): Tensor {
   checkSame("addSame", a, b);
   const out = empty(a.shape, a.dtype);
-  const code = `@group(0) @binding(0) var<storage, read> a: array<${a.dtype}>;
-@group(0) @binding(1) var<storage, read> b: array<${a.dtype}>;
-@group(0) @binding(2) var<storage, read_write> out: array<${a.dtype}>;
-${flatMain(a.size)}
+  const type = `array<${a.dtype}>`;
+  const body = `${flatMain(a.size)}
   out[i] = a[i] + b[i];
 }`;
-  gpu().dispatch({ name: "addSame", code }, [a.range, b.range, out.range], grid1d(a.size));
+  const bindings = [read("a", a, type), read("b", b, type), write("out", out, type)];
+  runKernel({ name: "addSame", bindings, body, workgroups: grid1d(a.size) });
   return out;
 }
 
 /** `dst += src` in place (gradient slots of packed parameters). */
 export function addInto(dst: Tensor, src: Tensor): void {
   checkSame("addInto", dst, src);
-  const code = `@group(0) @binding(0) var<storage, read_write> dst: array<${dst.dtype}>;
-@group(0) @binding(1) var<storage, read> src: array<${dst.dtype}>;
-${flatMain(dst.size)}
+  const type = `array<${dst.dtype}>`;
+  const body = `${flatMain(dst.size)}
   dst[i] = dst[i] + src[i];
 }`;
-  gpu().dispatch({ name: "addInto", code }, [dst.range, src.range], grid1d(dst.size));
+  const bindings = [write("dst", dst, type), read("src", src, type)];
+  runKernel({ name: "addInto", bindings, body, workgroups: grid1d(dst.size) });
 }
 
 /** `dst = src` for equal sizes (recorded copy). */

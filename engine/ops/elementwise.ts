@@ -5,11 +5,11 @@
  * kernel per input gradient (the map of the local derivative, broadcast like the forward), followed
  * by a sum over the broadcast axes (`sumTo`) for an input smaller than the output.
  */
-import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { type DType, empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { record } from "../autograd.ts";
 import { sumTo } from "./reduce.ts";
-import { broadcastShapes, mapCode, type MapInput, mapRun, powExpr } from "../../shaders/elementwise.ts";
+import { broadcastShapes, mapBody, type MapInput, mapRun, powExpr } from "../../shaders/elementwise.ts";
 import { f32Lit, grid1d } from "../../shaders/common.ts";
 
 /** Records `out = expr(inputs)` over `shape`; `inputs` are bound in order, `out` last. */
@@ -23,13 +23,26 @@ function map(
   const out = empty(shape, dtype);
   if (out.size === 0) return out;
   const spec: MapInput[] = inputs.map(([n, t]) => ({ name: n, shape: t.shape, dtype: t.dtype }));
-  const run = mapRun(shape, spec);
-  gpu().dispatch(
-    { name, code: mapCode(shape, spec, expr, dtype, run) },
-    [...inputs.map(([, t]) => t.range), out.range],
-    grid1d(Math.ceil(out.size / run)),
-  );
+  runMap(name, inputs, out, expr, mapRun(shape, spec));
   return out;
+}
+
+/**
+ * Records `out = expr(inputs)` over `out`'s shape (see `mapBody`): each input `[v, t]` is the read
+ * binding `v` (its broadcast element `v_val` in `expr`), `out` the written one; `run` elements per
+ * invocation (see `mapRun`).
+ */
+export function runMap(name: string, inputs: [string, Tensor][], out: Tensor, expr: string, run = 1): void {
+  const spec: MapInput[] = inputs.map(([n, t]) => ({ name: n, shape: t.shape, dtype: t.dtype }));
+  runKernel({
+    name,
+    bindings: [
+      ...inputs.map(([n, t]) => read(n, t, `array<${t.dtype}>`)),
+      write("out", out, `array<${out.dtype}>`),
+    ],
+    body: mapBody(out.shape, spec, expr, run),
+    workgroups: grid1d(Math.ceil(out.size / run)),
+  });
 }
 
 /** `map` followed by the reduction to `target`'s shape (the gradient of a broadcast input). */

@@ -6,20 +6,20 @@
  *
  * @module
  */
-import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { noGrad, record } from "../autograd.ts";
 import { matmul } from "./matmul.ts";
 import { grid1d, loopBudgetError, loopTrips } from "../../shaders/common.ts";
 import {
-  ceBackwardCode,
-  ceRowsCode,
+  ceBackwardBody,
+  ceRowsBody,
   ROW_WG,
-  sphereBackwardCode,
-  sphereForwardCode,
-  sumCode,
-  supConBackwardCode,
-  supConRowsCode,
+  sphereBackwardBody,
+  sphereForwardBody,
+  sumBody,
+  supConBackwardBody,
+  supConRowsBody,
 } from "../../shaders/loss.ts";
 
 /** Norms below this are clamped in `normalizeToSphere` (a zero row maps to the zero vector, not NaN). */
@@ -55,7 +55,12 @@ function checkLoops(op: string, trips: number, what: string): void {
 function sumScalar(op: string, v: Tensor, scale: number): Tensor {
   checkLoops(op, loopTrips(Math.ceil(v.size / 64)) + loopTrips(6), `a sum over ${v.size} rows`);
   const out = empty([]);
-  gpu().dispatch({ name: "loss.sum", code: sumCode(v.size, scale) }, [v.range, out.range], [1, 1, 1]);
+  runKernel({
+    name: "loss.sum",
+    bindings: [read("v", v), write("out", out)],
+    body: sumBody(v.size, scale),
+    workgroups: [1, 1, 1],
+  });
   return out;
 }
 
@@ -75,21 +80,23 @@ export function normalizeToSphere(u: Tensor, radius: number): Tensor {
   const z = empty(u.shape);
   const norms = empty([rows]);
   if (u.size > 0) {
-    gpu().dispatch(
-      { name: "normalizeToSphere", code: sphereForwardCode(rows, d, radius, SPHERE_EPS) },
-      [u.range, z.range, norms.range],
-      grid1d(rows, ROW_WG),
-    );
+    runKernel({
+      name: "normalizeToSphere",
+      bindings: [read("u", u), write("z", z), write("norms", norms)],
+      body: sphereForwardBody(rows, d, radius, SPHERE_EPS),
+      workgroups: grid1d(rows, ROW_WG),
+    });
   }
   if (
     !record("normalizeToSphere", [u], z, (dz) => {
       const du = empty(u.shape);
       if (u.size > 0) {
-        gpu().dispatch(
-          { name: "normalizeToSphere.backward", code: sphereBackwardCode(rows, d, radius) },
-          [u.range, norms.range, dz.range, du.range],
-          grid1d(rows, ROW_WG),
-        );
+        runKernel({
+          name: "normalizeToSphere.backward",
+          bindings: [read("u", u), read("norms", norms), read("dz", dz), write("du", du)],
+          body: sphereBackwardBody(rows, d, radius),
+          workgroups: grid1d(rows, ROW_WG),
+        });
       }
       norms.dispose();
       return [du];
@@ -124,21 +131,34 @@ export function crossEntropy(logits: Tensor, labels: Tensor, options: CrossEntro
   checkLoops("crossEntropy", loopTrips(k - 1) + loopTrips(k), `rows of ${k} classes`);
   const loss = empty([rows]);
   const lse = empty([rows]);
-  gpu().dispatch(
-    { name: "crossEntropy", code: ceRowsCode(rows, k) },
-    [logits.range, labels.range, loss.range, lse.range],
-    grid1d(rows, ROW_WG),
-  );
+  runKernel({
+    name: "crossEntropy",
+    bindings: [
+      read("x", logits),
+      read("labels", labels, "array<i32>"),
+      write("loss", loss),
+      write("lse", lse),
+    ],
+    body: ceRowsBody(rows, k),
+    workgroups: grid1d(rows, ROW_WG),
+  });
   const out = sumScalar("crossEntropy", loss, scale);
   loss.dispose();
   if (
     !record("crossEntropy", [logits, labels], out, (g) => {
       const dx = empty(logits.shape);
-      gpu().dispatch(
-        { name: "crossEntropy.backward", code: ceBackwardCode(rows, k, scale) },
-        [logits.range, labels.range, lse.range, g.range, dx.range],
-        grid1d(rows * k),
-      );
+      runKernel({
+        name: "crossEntropy.backward",
+        bindings: [
+          read("x", logits),
+          read("labels", labels, "array<i32>"),
+          read("lse", lse),
+          read("g", g),
+          write("dx", dx),
+        ],
+        body: ceBackwardBody(rows, k, scale),
+        workgroups: grid1d(rows * k),
+      });
       lse.dispose();
       return [dx, null];
     }).node
@@ -177,11 +197,17 @@ function supConRows(op: string, z: Tensor, labels: Tensor): { G: Tensor; loss: T
   const G = gram(z);
   const loss = empty([b]);
   const stats = empty([b, 2]);
-  gpu().dispatch(
-    { name: "supConLoss", code: supConRowsCode(b) },
-    [G.range, labels.range, loss.range, stats.range],
-    grid1d(b, ROW_WG),
-  );
+  runKernel({
+    name: "supConLoss",
+    bindings: [
+      read("G", G),
+      read("labels", labels, "array<i32>"),
+      write("loss", loss),
+      write("stats", stats, "array<vec2<f32>>"),
+    ],
+    body: supConRowsBody(b),
+    workgroups: grid1d(b, ROW_WG),
+  });
   return { G, loss, stats };
 }
 
@@ -205,11 +231,18 @@ export function supConLoss(z: Tensor, labels: Tensor): Tensor {
   if (
     !record("supConLoss", [z, labels], out, (g) => {
       const S = empty([b, b]);
-      gpu().dispatch(
-        { name: "supConLoss.backward", code: supConBackwardCode(b) },
-        [G.range, labels.range, stats.range, g.range, S.range],
-        grid1d(b * b),
-      );
+      runKernel({
+        name: "supConLoss.backward",
+        bindings: [
+          read("G", G),
+          read("labels", labels, "array<i32>"),
+          read("stats", stats, "array<vec2<f32>>"),
+          read("gOut", g),
+          write("S", S),
+        ],
+        body: supConBackwardBody(b),
+        workgroups: grid1d(b * b),
+      });
       G.dispose();
       stats.dispose();
       const dz = noGrad(() => matmul(S, z));

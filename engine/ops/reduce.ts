@@ -8,12 +8,12 @@
  * No invocation reduces more than `MAX_LOOP_TRIPS` elements (the software adapter's loop budget), so a
  * long reduced axis is always split, however many outputs there are.
  */
-import { gpu } from "../gpu.ts";
 import { empty, fmtShape, ShapeError, shapeSize, Tensor } from "../tensor.ts";
 import { record } from "../autograd.ts";
 import { fill } from "./core.ts";
-import { reduceCode, type ReduceLayout, reduceLayout } from "../../shaders/reduce.ts";
-import { mapCode } from "../../shaders/elementwise.ts";
+import { reduceBody, type ReduceLayout, reduceLayout } from "../../shaders/reduce.ts";
+import { runMap } from "./elementwise.ts";
+import { type KernelBinding, read, runKernel, write } from "../program.ts";
 import { f32Lit, grid1d, MAX_LOOP_TRIPS } from "../../shaders/common.ts";
 
 /** Below this many outputs a long reduction is split into chunks (two passes). */
@@ -65,8 +65,8 @@ interface RunOptions {
   op: "sum" | "max";
   scale?: number;
   element?: (idx: string) => string;
-  extra?: Tensor[];
-  extraNames?: string[];
+  /** Read bindings after `x` that `element` uses. */
+  extra?: KernelBinding[];
 }
 
 /** Records the reduction of `x` with `layout` into a new tensor of `outShape` (one or more passes). */
@@ -84,26 +84,29 @@ function runReduce(
   }
   chunks = Math.max(chunks, Math.ceil(count / MAX_CHUNK));
   const extra = o.extra ?? [];
-  const bindings = [x.range, ...extra.map((t) => t.range)];
+  const bindings = [read("x", x), ...extra];
   if (chunks <= 1) {
     const out = empty(outShape);
-    const code = reduceCode({
+    const body = reduceBody({
       layout,
       op: o.op,
       chunks: 1,
       chunkLen: count,
       scale: o.scale,
       element: o.element,
-      extra: o.extraNames,
     });
-    gpu().dispatch({ name, code }, [...bindings, out.range], grid1d(numOut));
+    runKernel({ name, bindings: [...bindings, write("out", out)], body, workgroups: grid1d(numOut) });
     return out;
   }
   const chunkLen = Math.ceil(count / chunks);
   chunks = Math.ceil(count / chunkLen);
   const partial = empty([numOut, chunks]);
-  const code = reduceCode({ layout, op: o.op, chunks, chunkLen, element: o.element, extra: o.extraNames });
-  gpu().dispatch({ name: `${name}.partial`, code }, [...bindings, partial.range], grid1d(numOut * chunks));
+  runKernel({
+    name: `${name}.partial`,
+    bindings: [...bindings, write("out", partial)],
+    body: reduceBody({ layout, op: o.op, chunks, chunkLen, element: o.element }),
+    workgroups: grid1d(numOut * chunks),
+  });
   const result = runReduce(name, partial, reduceLayout([numOut, chunks], new Set([1])), outShape, {
     op: o.op,
     scale: o.scale,
@@ -134,8 +137,7 @@ function reduceRaw(
 export function broadcastTo(g: Tensor, shape: readonly number[], scale = 1): Tensor {
   const out = empty(shape);
   const expr = scale === 1 ? "g_val" : `g_val * ${f32Lit(scale)}`;
-  const code = mapCode(shape, [{ name: "g", shape: g.shape }], expr);
-  gpu().dispatch({ name: "broadcastTo", code }, [g.range, out.range], grid1d(out.size));
+  runMap("broadcastTo", [["g", g]], out, expr);
   return out;
 }
 
@@ -198,22 +200,12 @@ export function max(x: Tensor, axes?: number | number[], keepDims = false): Tens
     const ties = reduceRaw("max.ties", x, set, kshape, {
       op: "sum",
       element: (idx) => `select(0.0, 1.0, x[${idx}] == y[o])`,
-      extra: [y],
-      extraNames: ["y"],
+      extra: [read("y", y)],
     });
     const gk = reshapeLike(g, kshape);
     const gx = empty(x.shape);
-    const code = mapCode(x.shape, [
-      { name: "x", shape: x.shape },
-      { name: "y", shape: kshape },
-      { name: "ties", shape: kshape },
-      { name: "g", shape: kshape },
-    ], "select(0.0, g_val / ties_val, x_val == y_val)");
-    gpu().dispatch(
-      { name: "max.backward", code },
-      [x.range, y.range, ties.range, gk.range, gx.range],
-      grid1d(x.size),
-    );
+    const inputs: [string, Tensor][] = [["x", x], ["y", y], ["ties", ties], ["g", gk]];
+    runMap("max.backward", inputs, gx, "select(0.0, g_val / ties_val, x_val == y_val)");
     ties.dispose();
     y.dispose();
     gk.dispose();

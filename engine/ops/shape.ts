@@ -3,6 +3,7 @@
  * deterministic scatter-add backward, and `argmax`/`accuracy` along the last axis.
  */
 import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, fmtShape, ShapeError, shapeSize, Tensor } from "../tensor.ts";
 import { record } from "../autograd.ts";
 import { fillInto } from "./core.ts";
@@ -52,14 +53,14 @@ export function flatten(x: Tensor, startDim = 1): Tensor {
 function transposeRaw(x: Tensor): Tensor {
   const [r, c] = x.shape;
   const out = empty([c, r], x.dtype);
-  const code = `@group(0) @binding(0) var<storage, read> x: array<${x.dtype}>;
-@group(0) @binding(1) var<storage, read_write> out: array<${x.dtype}>;
-${flatMain(x.size)}
+  const body = `${flatMain(x.size)}
   let row = i / ${r}u;
   let col = i % ${r}u;
   out[i] = x[col * ${c}u + row];
 }`;
-  gpu().dispatch({ name: "transpose2d", code }, [x.range, out.range], grid1d(x.size));
+  const type = `array<${x.dtype}>`;
+  const bindings = [read("x", x, type), write("out", out, type)];
+  runKernel({ name: "transpose2d", bindings, body, workgroups: grid1d(x.size) });
   return out;
 }
 
@@ -135,17 +136,19 @@ export function gatherRows(x: Tensor, indices: Tensor): Tensor {
   const out = empty([b, ...x.shape.slice(1)], x.dtype);
   if (out.size > 0) {
     const zero = x.dtype === "f32" ? "0.0" : `${x.dtype}(0)`;
-    const code = `@group(0) @binding(0) var<storage, read> x: array<${x.dtype}>;
-@group(0) @binding(1) var<storage, read> idx: array<${indices.dtype}>;
-@group(0) @binding(2) var<storage, read_write> out: array<${x.dtype}>;
-${flatMain(out.size)}
+    const body = `${flatMain(out.size)}
   let row = i / ${d}u;
   let col = i % ${d}u;
   let src = i32(idx[row]);
   if (src < 0 || src >= ${n}i) { out[i] = ${zero}; return; }
   out[i] = x[u32(src) * ${d}u + col];
 }`;
-    gpu().dispatch({ name: "gatherRows", code }, [x.range, indices.range, out.range], grid1d(out.size));
+    const bindings = [
+      read("x", x, `array<${x.dtype}>`),
+      read("idx", indices, `array<${indices.dtype}>`),
+      write("out", out, `array<${x.dtype}>`),
+    ];
+    runKernel({ name: "gatherRows", bindings, body, workgroups: grid1d(out.size) });
   }
   return record("gatherRows", [x], out, (g) => [scatterAddRows(g, indices, n)]);
 }
@@ -179,10 +182,7 @@ function scatterAddRows(g: Tensor, indices: Tensor, n: number): Tensor {
   const head = empty([n], "i32");
   const next = empty([b], "i32");
   fillInto(head, -1);
-  const links = `@group(0) @binding(0) var<storage, read> idx: array<${it}>;
-@group(0) @binding(1) var<storage, read_write> head: array<i32>;
-@group(0) @binding(2) var<storage, read_write> next: array<i32>;
-${flatMain(b)}
+  const links = `${flatMain(b)}
   let v = idx[i];
   var nxt = -1i;
   for (var q = i + 1u; q < ${b}u; q = q + 1u) {
@@ -196,16 +196,17 @@ ${flatMain(b)}
   let s = i32(v);
   if (first && s >= 0 && s < ${n}i) { head[u32(s)] = i32(i); }
 }`;
-  gpu().dispatch(
-    { name: "gatherRows.links", code: links },
-    [indices.range, head.range, next.range],
-    grid1d(b),
-  );
-  const gather = `@group(0) @binding(0) var<storage, read> g: array<f32>;
-@group(0) @binding(1) var<storage, read> head: array<i32>;
-@group(0) @binding(2) var<storage, read> next: array<i32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${flatMain(out.size)}
+  runKernel({
+    name: "gatherRows.links",
+    bindings: [
+      read("idx", indices, `array<${it}>`),
+      write("head", head, "array<i32>"),
+      write("next", next, "array<i32>"),
+    ],
+    body: links,
+    workgroups: grid1d(b),
+  });
+  const gather = `${flatMain(out.size)}
   let row = i / ${d}u;
   let col = i % ${d}u;
   var p = head[row];
@@ -216,12 +217,17 @@ ${flatMain(out.size)}
   }
   out[i] = acc;
 }`;
-  gpu().dispatch({ name: "gatherRows.backward", code: gather }, [
-    g.range,
-    head.range,
-    next.range,
-    out.range,
-  ], grid1d(out.size));
+  runKernel({
+    name: "gatherRows.backward",
+    bindings: [
+      read("g", g),
+      read("head", head, "array<i32>"),
+      read("next", next, "array<i32>"),
+      write("out", out),
+    ],
+    body: gather,
+    workgroups: grid1d(out.size),
+  });
   head.dispose();
   next.dispose();
   return out;
@@ -233,10 +239,9 @@ function checkRowLoop(op: string, k: number): void {
   if (budget) throw new ShapeError(op, budget);
 }
 
-function argmaxCode(rows: number, k: number, body: string, decls: string): string {
-  return `@group(0) @binding(0) var<storage, read> x: array<f32>;
-${decls}
-${flatMain(rows)}
+/** Body of a kernel over rows of `k` values of the binding `x`, with `arg` their argmax, then `body`. */
+function argmaxBody(rows: number, k: number, body: string): string {
+  return `${flatMain(rows)}
   let base = i * ${k}u;
   var best = x[base];
   var arg = 0u;
@@ -264,13 +269,12 @@ export function argmax(x: Tensor): Tensor {
   const out = empty(x.shape.slice(0, -1), "i32");
   const rows = out.size;
   if (rows === 0) return out;
-  const code = argmaxCode(
-    rows,
-    k,
-    "  out[i] = i32(arg);",
-    "@group(0) @binding(1) var<storage, read_write> out: array<i32>;",
-  );
-  gpu().dispatch({ name: "argmax", code }, [x.range, out.range], grid1d(rows));
+  runKernel({
+    name: "argmax",
+    bindings: [read("x", x), write("out", out, "array<i32>")],
+    body: argmaxBody(rows, k, "  out[i] = i32(arg);"),
+    workgroups: grid1d(rows),
+  });
   return out;
 }
 
@@ -296,14 +300,12 @@ export function accuracy(logits: Tensor, labels: Tensor): Tensor {
   const [rows, k] = logits.shape;
   checkRowLoop("accuracy", k);
   const correct = empty([rows]);
-  const code = argmaxCode(
-    rows,
-    k,
-    "  out[i] = select(0.0, 1.0, i32(arg) == i32(labels[i]));",
-    `@group(0) @binding(1) var<storage, read> labels: array<${labels.dtype}>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;`,
-  );
-  gpu().dispatch({ name: "accuracy", code }, [logits.range, labels.range, correct.range], grid1d(rows));
+  runKernel({
+    name: "accuracy",
+    bindings: [read("x", logits), read("labels", labels, `array<${labels.dtype}>`), write("out", correct)],
+    body: argmaxBody(rows, k, "  out[i] = select(0.0, 1.0, i32(arg) == i32(labels[i]));"),
+    workgroups: grid1d(rows),
+  });
   const acc = mean(correct);
   correct.dispose();
   return acc;
