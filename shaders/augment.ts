@@ -44,16 +44,12 @@ export function wordsPerRow(w: number): number {
  * `out[s, c, y, x] = (v/255 − mean_c)/std_c`, `v` the byte of image `indices[s]` at channel c, row
  * `y + dy`, column `(flip ? W−1−x : x) + dx` (crop of the zero-padded image, then flip), 0 outside the
  * image. An index outside [0, N) writes NaN for its whole sample.
- * Bindings: out, indices, [params], images chunk 0..chunks−1.
+ * Bindings (declared by the dispatch): `out` (f32, read_write), `indices` (i32), with `withParams`
+ * `params` (i32), and the image chunks `img0`..`img{chunks−1}` (u32).
  */
-export function augmentCode(s: AugmentSpec): string {
+export function augmentBody(s: AugmentSpec): string {
   const { n, c, h, w, batch, pad } = s;
   const w4 = wordsPerRow(w);
-  const first = s.withParams ? 3 : 2;
-  const decls = Array.from(
-    { length: s.chunks },
-    (_, k) => `@group(0) @binding(${first + k}) var<storage, read> img${k}: array<u32>;`,
-  ).join("\n");
   const reads = Array.from(
     { length: s.chunks },
     (_, k) =>
@@ -68,11 +64,7 @@ export function augmentCode(s: AugmentSpec): string {
   dy = clamp(params[s * 3u + 1u], -${pad}i, ${pad}i);
   ${s.flip ? "fl = params[s * 3u + 2u] != 0i;" : ""}`
     : "";
-  return `@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<storage, read> indices: array<i32>;
-${s.withParams ? "@group(0) @binding(2) var<storage, read> params: array<i32>;" : ""}
-${decls}
-var<private> SCALE: array<f32, ${c}> = array<f32, ${c}>(${scale});
+  return `var<private> SCALE: array<f32, ${c}> = array<f32, ${c}>(${scale});
 var<private> SHIFT: array<f32, ${c}> = array<f32, ${c}>(${shift});
 
 ${NAN_FN}

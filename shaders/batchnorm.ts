@@ -103,10 +103,8 @@ function chunkCount(g: BnGeometry): string {
 }
 
 /** Pass 1 of the statistics: per (channel, chunk) the mean and the sum of squared deviations. */
-export function bnStatsPartialCode(g: BnGeometry): string {
-  return `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> partial: array<f32>;
-${chunkHeader(g)}
+export function bnStatsPartialBody(g: BnGeometry): string {
+  return `${chunkHeader(g)}
   let cnt = ${chunkCount(g)};
   var total = 0.0;
 ${chunkLoop(g, "      total = total + x[off];")}
@@ -122,15 +120,9 @@ ${chunkLoop(g, "      let d = x[off] - m;\n      m2 = m2 + d * d;")}
  * Pass 2 of the statistics (training): combines the partials into `stats` and updates the running
  * buffers in place (PyTorch: biased variance to normalise, unbiased n/(n−1) in `runningVar`).
  */
-export function bnStatsFinalizeCode(g: BnGeometry, momentum: number, eps: number): string {
+export function bnStatsFinalizeBody(g: BnGeometry, momentum: number, eps: number): string {
   const count = g.n * g.s;
-  return `@group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read> gamma: array<f32>;
-@group(0) @binding(2) var<storage, read> beta: array<f32>;
-@group(0) @binding(3) var<storage, read_write> runningMean: array<f32>;
-@group(0) @binding(4) var<storage, read_write> runningVar: array<f32>;
-@group(0) @binding(5) var<storage, read_write> stats: array<f32>;
-${flatMain(g.c)}
+  return `${flatMain(g.c)}
   let ch = i;
   var total = 0.0;
   for (var k = 0u; k < ${g.chunks}u; k = k + 1u) {
@@ -157,13 +149,8 @@ ${flatMain(g.c)}
 }
 
 /** The statistics of evaluation mode, from the running buffers. */
-export function bnEvalStatsCode(c: number, eps: number): string {
-  return `@group(0) @binding(0) var<storage, read> gamma: array<f32>;
-@group(0) @binding(1) var<storage, read> beta: array<f32>;
-@group(0) @binding(2) var<storage, read> runningMean: array<f32>;
-@group(0) @binding(3) var<storage, read> runningVar: array<f32>;
-@group(0) @binding(4) var<storage, read_write> stats: array<f32>;
-${flatMain(c)}
+export function bnEvalStatsBody(c: number, eps: number): string {
+  return `${flatMain(c)}
   let invstd = 1.0 / sqrt(runningVar[i] + ${f32Lit(eps)});
   let scale = gamma[i] * invstd;
   stats[i] = runningMean[i];
@@ -187,11 +174,8 @@ function runHeader(g: BnGeometry): string {
 }
 
 /** `y = x·scale[c] + shift[c]`, optionally followed by ReLU. */
-export function bnNormalizeCode(g: BnGeometry, relu: boolean): string {
-  return `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> stats: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-${runHeader(g)}
+export function bnNormalizeBody(g: BnGeometry, relu: boolean): string {
+  return `${runHeader(g)}
   let scale = stats[${2 * g.c}u + ch];
   let shift = stats[${3 * g.c}u + ch];
   for (var j = e0; j < e1; j = j + 1u) {
@@ -208,12 +192,8 @@ function dyExpr(g: BnGeometry, relu: boolean, off: string): string {
 }
 
 /** Backward pass 1: per (channel, chunk) Σ dy and Σ dy·x̂. */
-export function bnBackwardPartialCode(g: BnGeometry, relu: boolean): string {
-  return `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> stats: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partial: array<f32>;
-${chunkHeader(g)}
+export function bnBackwardPartialBody(g: BnGeometry, relu: boolean): string {
+  return `${chunkHeader(g)}
   let mean = stats[ch];
   let invstd = stats[${g.c}u + ch];
   var sdy = 0.0;
@@ -235,14 +215,9 @@ ${
  * Backward pass 2: dγ = Σ dy·x̂, dβ = Σ dy, and the coefficients of dx ([3, C]: γ/σ, mean(dy),
  * mean(dy·x̂); the means are 0 in evaluation mode, where the statistics are constants).
  */
-export function bnBackwardFinalizeCode(g: BnGeometry, training: boolean): string {
+export function bnBackwardFinalizeBody(g: BnGeometry, training: boolean): string {
   const count = g.n * g.s;
-  return `@group(0) @binding(0) var<storage, read> partial: array<f32>;
-@group(0) @binding(1) var<storage, read> stats: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dbeta: array<f32>;
-@group(0) @binding(4) var<storage, read_write> coef: array<f32>;
-${flatMain(g.c)}
+  return `${flatMain(g.c)}
   let ch = i;
   var sdy = 0.0;
   var sdyx = 0.0;
@@ -259,13 +234,8 @@ ${flatMain(g.c)}
 }
 
 /** Backward pass 3: dx = (γ/σ)·(dy − mean(dy) − x̂·mean(dy·x̂)). */
-export function bnBackwardApplyCode(g: BnGeometry, relu: boolean): string {
-  return `@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> stats: array<f32>;
-@group(0) @binding(3) var<storage, read> coef: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
-${runHeader(g)}
+export function bnBackwardApplyBody(g: BnGeometry, relu: boolean): string {
+  return `${runHeader(g)}
   let mean = stats[ch];
   let invstd = stats[${g.c}u + ch];
   let a = coef[ch];

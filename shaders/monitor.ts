@@ -22,20 +22,17 @@ export function monitorWords(spec: Pick<MonitorSpec, "ring" | "slots">): number 
   return 2 + spec.ring * spec.slots;
 }
 
-/** The monitor kernel: binding k < values reads scalar k (f32), binding `values` is the state (u32). */
-export function monitorKernel(spec: MonitorSpec): string {
+/**
+ * The monitor kernel's body: it reads scalar k from the binding `v{k}` (f32, k < values) and updates the
+ * binding `state` (u32, read_write), both declared by the dispatch.
+ */
+export function monitorBody(spec: MonitorSpec): string {
   const { ring: m, values, slots } = spec;
-  const decls = Array.from(
-    { length: values },
-    (_, k) => `@group(0) @binding(${k}) var<storage, read> v${k}: array<f32>;`,
-  );
   const stores = Array.from(
     { length: slots },
     (_, k) => `  state[${2 + k * m}u + slot] = ${k < values ? `bitcast<u32>(v${k}[0])` : "0u"};`,
   );
-  return `${decls.join("\n")}
-@group(0) @binding(${values}) var<storage, read_write> state: array<u32>;
-@compute @workgroup_size(1)
+  return `@compute @workgroup_size(1)
 fn main() {
   let s = state[1] + 1u;
   state[1] = s;

@@ -22,9 +22,10 @@ export interface SgdConstants {
  * One SGD step (PyTorch order) over `n4` vec4s of the arenas `p` (parameters), `grad` and, with
  * momentum, `buf`: `g ← grad + wd·p; buf ← first ? g : μ·buf + (1−dampening)·g;
  * g ← nesterov ? g + μ·buf : buf; p ← p − lr·g`. The learning rate and the first-step flag are read
- * from `hyper = (lr, first, 0, 0)` so a new learning rate does not need a new pipeline.
+ * from `hyper = (lr, first, 0, 0)` so a new learning rate does not need a new pipeline. Bindings
+ * (declared by the dispatch): `p` (read_write), `grad`, `hyper` (read), with momentum `buf` (read_write).
  */
-export function sgdStepCode(n4: number, c: SgdConstants): string {
+export function sgdStepBody(n4: number, c: SgdConstants): string {
   const withMomentum = c.momentum !== 0;
   const decay = c.weightDecay !== 0 ? `g = fma(vec4<f32>(${f32Lit(c.weightDecay)}), p[i], g);` : "";
   const momentum = withMomentum
@@ -33,11 +34,7 @@ export function sgdStepCode(n4: number, c: SgdConstants): string {
   buf[i] = b;
   ${c.nesterov ? `g = fma(vec4<f32>(${f32Lit(c.momentum)}), b, g);` : "g = b;"}`
     : "";
-  return `@group(0) @binding(0) var<storage, read_write> p: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> grad: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> hyper: array<f32>;
-${withMomentum ? "@group(0) @binding(3) var<storage, read_write> buf: array<vec4<f32>>;" : ""}
-${flatMain(n4)}
+  return `${flatMain(n4)}
   var g = grad[i];
   ${decay}
   ${momentum}
@@ -47,14 +44,13 @@ ${flatMain(n4)}
 
 /**
  * In-place row projection of `x` [rows, d]: `'sphere'` sets every row's norm to `radius`
- * (a zero row stays zero), `'ball'` scales rows with norm > `radius` down to it.
+ * (a zero row stays zero), `'ball'` scales rows with norm > `radius` down to it (binding `x`, read_write).
  */
-export function projectRowsCode(rows: number, d: number, radius: number, kind: "sphere" | "ball"): string {
+export function projectRowsBody(rows: number, d: number, radius: number, kind: "sphere" | "ball"): string {
   const scale = kind === "sphere"
     ? `select(0.0, ${f32Lit(radius)} / n, n > 0.0)`
     : `select(1.0, ${f32Lit(radius)} / n, n > ${f32Lit(radius)})`;
-  return `@group(0) @binding(0) var<storage, read_write> x: array<f32>;
-${flatMain(rows, 64).replace("let i = ", "let r = ").replace("if (i >= ", "if (r >= ")}
+  return `${flatMain(rows, 64).replace("let i = ", "let r = ").replace("if (i >= ", "if (r >= ")}
   let base = r * ${d}u;
   var s = 0.0;
   for (var t = 0u; t < ${d}u; t++) { let v = x[base + t]; s = fma(v, v, s); }

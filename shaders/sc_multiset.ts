@@ -72,7 +72,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (g >= ${n}u) { return; }`;
 }
 
-/** Loop iterations of one invocation of {@link gramExpCode} (see `MAX_LOOP_TRIPS`): N + 1 dot products. */
+/** Loop iterations of one invocation of {@link gramExpBody} (see `MAX_LOOP_TRIPS`): N + 1 dot products. */
 export function gramExpTrips(N: number, h: number): number {
   return (N + 1) * loopTrips(h) + loopTrips(N - 1);
 }
@@ -81,11 +81,9 @@ export function gramExpTrips(N: number, h: number): number {
  * Per-step preparation from Z [N, h]: aux = [E (N×N) | G (N×N) | m (N)] with G = Z·Zᵀ,
  * m_i = max_k G_ik and E_ik = exp(G_ik − m_i). One invocation per (i, k).
  */
-export function gramExpCode(N: number, h: number): string {
+export function gramExpBody(N: number, h: number): string {
   const NN = N * N;
-  return `@group(0) @binding(0) var<storage, read> z: array<f32>;
-@group(0) @binding(1) var<storage, read_write> aux: array<f32>;
-fn gram(i: u32, k: u32) -> f32 {
+  return `fn gram(i: u32, k: u32) -> f32 {
   var s = 0.0;
   for (var d = 0u; d < ${h}u; d++) { s = fma(z[i * ${h}u + d], z[k * ${h}u + d], s); }
   return s;
@@ -102,7 +100,7 @@ ${flatHeader(NN)}
 }`;
 }
 
-/** Parameters of {@link multisetPartialsCode}. */
+/** Parameters of {@link multisetPartialsBody}. */
 export interface PartialsParams {
   /** Packing of the count vectors (and N). */
   layout: CountsLayout;
@@ -115,11 +113,11 @@ export interface PartialsParams {
 }
 
 /**
- * Partial sums over chunks of the multiset table. Bindings: aux (from {@link gramExpCode}),
+ * Partial sums over chunks of the multiset table. Bindings: aux (from {@link gramExpBody}),
  * labels i32 [N], counts u32 [M·words], out f32 [chunks, N, N+1]. Invocation (row i, chunk j) writes
  * out[j, i, k] = Σ_{B∈chunk} ∂ℓ(B)/∂G_ik for k < N and out[j, i, N] = Σ_{B∈chunk} c_i·(anchor term of i).
  */
-export function multisetPartialsCode(p: PartialsParams): string {
+export function multisetPartialsBody(p: PartialsParams): string {
   const { layout: L, M, chunks, perChunk } = p;
   const N = L.N;
   const NN = N * N;
@@ -133,11 +131,7 @@ export function multisetPartialsCode(p: PartialsParams): string {
   var u${k} = 0.0;
   var v${k} = 0.0;`
   ).join("\n");
-  return `@group(0) @binding(0) var<storage, read> aux: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read> counts: array<u32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-${flatHeader(N * chunks)}
+  return `${flatHeader(N * chunks)}
   let i = g / ${chunks}u;
   let chunk = g % ${chunks}u;
   let yi = labels[i];
@@ -171,11 +165,9 @@ ${ks.map((k) => `  out[o + ${k}u] = e${k} * u${k} - s${k} * v${k};`).join("\n")}
 }
 
 /** out[r, w] = Σ_{j<fanIn} in[r·fanIn + j, w] over existing rows: one level of a fixed-order reduction. */
-export function reduceRowsCode(rows: number, width: number, fanIn: number): string {
+export function reduceRowsBody(rows: number, width: number, fanIn: number): string {
   const outRows = Math.ceil(rows / fanIn);
-  return `@group(0) @binding(0) var<storage, read> src: array<f32>;
-@group(0) @binding(1) var<storage, read_write> dst: array<f32>;
-${flatHeader(outRows * width)}
+  return `${flatHeader(outRows * width)}
   let r = g / ${width}u;
   let w = g % ${width}u;
   let first = r * ${fanIn}u;
@@ -187,10 +179,8 @@ ${flatHeader(outRows * width)}
 }
 
 /** loss[0] = (Σ_i red[i, N]) / M: the mean batch loss from the reduced partials [N, N+1]. */
-export function meanLossCode(N: number, M: number): string {
-  return `@group(0) @binding(0) var<storage, read> red: array<f32>;
-@group(0) @binding(1) var<storage, read_write> loss: array<f32>;
-@compute @workgroup_size(1)
+export function meanLossBody(N: number, M: number): string {
+  return `@compute @workgroup_size(1)
 fn main() {
   var s = 0.0;
   for (var i = 0u; i < ${N}u; i++) { s += red[i * ${N + 1}u + ${N}u]; }
@@ -202,12 +192,8 @@ fn main() {
  * Backward to the points: dz[i, d] = (gOut[0]/M)·Σ_k (dG_ik + dG_ki)·z[k, d] with dG read from the
  * reduced partials red [N, N+1]. One invocation per (i, d).
  */
-export function gramBackwardCode(N: number, h: number, M: number): string {
-  return `@group(0) @binding(0) var<storage, read> red: array<f32>;
-@group(0) @binding(1) var<storage, read> z: array<f32>;
-@group(0) @binding(2) var<storage, read> gout: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dz: array<f32>;
-${flatHeader(N * h)}
+export function gramBackwardBody(N: number, h: number, M: number): string {
+  return `${flatHeader(N * h)}
   let i = g / ${h}u;
   let d = g % ${h}u;
   var s = 0.0;
@@ -218,7 +204,7 @@ ${flatHeader(N * h)}
 }`;
 }
 
-/** Parameters of {@link sphereStepCode}. */
+/** Parameters of {@link sphereStepBody}. */
 export interface SphereStepParams {
   /** Number of points. */
   N: number;
@@ -236,7 +222,7 @@ export interface SphereStepParams {
   tangent: boolean;
 }
 
-/** Loop iterations of one invocation of {@link sphereStepCode} (see `MAX_LOOP_TRIPS`). */
+/** Loop iterations of one invocation of {@link sphereStepBody} (see `MAX_LOOP_TRIPS`). */
 export function sphereStepTrips(N: number, h: number): number {
   return loopTrips(h) + h * loopTrips(N) + loopTrips(N) + 5 * loopTrips(h);
 }
@@ -251,15 +237,9 @@ export function sphereStepTrips(N: number, h: number): number {
  * z ← ρ·(z − lr_t·v)/‖z − lr_t·v‖ (and v projected to the new tangent space when `tangent`). Every
  * invocation reads Z and the counter before a barrier; rows and the counter are written after it.
  */
-export function sphereStepCode(p: SphereStepParams): string {
+export function sphereStepBody(p: SphereStepParams): string {
   const { N, h, M, radius, momentum, steps, tangent } = p;
-  return `@group(0) @binding(0) var<storage, read> red: array<f32>;
-@group(0) @binding(1) var<storage, read_write> z: array<f32>;
-@group(0) @binding(2) var<storage, read_write> vel: array<f32>;
-@group(0) @binding(3) var<storage, read> lrs: array<f32>;
-@group(0) @binding(4) var<storage, read_write> state: array<u32>;
-@group(0) @binding(5) var<storage, read_write> lossLog: array<f32>;
-@compute @workgroup_size(${N})
+  return `@compute @workgroup_size(${N})
 fn main(@builtin(local_invocation_index) i: u32) {
   let counter = state[0];
   let t = min(counter, ${steps - 1}u);
@@ -308,19 +288,15 @@ fn main(@builtin(local_invocation_index) i: u32) {
 }
 
 /**
- * Loss of every multiset of the table: losses[t] = ℓ(B_t) from aux ({@link gramExpCode}), labels i32
+ * Loss of every multiset of the table: losses[t] = ℓ(B_t) from aux ({@link gramExpBody}), labels i32
  * [N] and counts. One invocation per multiset; loop over rows i, the k sums unrolled.
  */
-export function batchLossesCode(layout: CountsLayout, M: number): string {
+export function batchLossesBody(layout: CountsLayout, M: number): string {
   const N = layout.N;
   const NN = N * N;
   const mask = (1 << layout.bits) - 1;
   const ks = Array.from({ length: N }, (_, k) => k);
-  return `@group(0) @binding(0) var<storage, read> aux: array<f32>;
-@group(0) @binding(1) var<storage, read> labels: array<i32>;
-@group(0) @binding(2) var<storage, read> counts: array<u32>;
-@group(0) @binding(3) var<storage, read_write> losses: array<f32>;
-${flatHeader(M)}
+  return `${flatHeader(M)}
   let base = g * ${layout.words}u;
 ${unpackLines(layout, "base", "  ")}
   var total = 0.0;
@@ -344,7 +320,7 @@ ${
 }`;
 }
 
-/** Parameters of {@link sphereDescentCode}. */
+/** Parameters of {@link sphereDescentBody}. */
 export interface SphereDescentParams {
   /** Packing of the count vectors (and N). */
   layout: CountsLayout;
@@ -367,7 +343,7 @@ export interface SphereDescentParams {
 }
 
 /**
- * Loop iterations of one invocation of {@link sphereDescentCode} (see `MAX_LOOP_TRIPS`): `fixed` for the
+ * Loop iterations of one invocation of {@link sphereDescentBody} (see `MAX_LOOP_TRIPS`): `fixed` for the
  * loads and stores around the steps, `perStep` for each step of a dispatch (every loop counted, though
  * the compiler may unroll short ones).
  */
@@ -389,18 +365,11 @@ export function sphereDescentTrips(N: number, h: number): { fixed: number; perSt
  * Per step: g_i = Σ_k (dG_ik + dG_ki) z_k with dG from the batch of that step, g projected to the
  * tangent space, v ← μv + g, z ← ρ(z − lr_s v)/‖·‖, v projected to the new tangent space.
  */
-export function sphereDescentCode(p: SphereDescentParams): string {
+export function sphereDescentBody(p: SphereDescentParams): string {
   const { layout: L, R, h, radius, momentum, lr, totalSteps, power, numSamples } = p;
   const N = L.N;
   const NH = N * h;
   return `struct Params { s0: u32, steps: u32, pad0: u32, pad1: u32 }
-@group(0) @binding(0) var<storage, read_write> z: array<f32>;
-@group(0) @binding(1) var<storage, read_write> vel: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<i32>;
-@group(0) @binding(3) var<storage, read> counts: array<u32>;
-@group(0) @binding(4) var<storage, read> samples: array<u32>;
-@group(0) @binding(5) var<uniform> params: Params;
-@group(0) @binding(6) var<storage, read_write> lossOut: array<f32>;
 ${flatHeader(R)}
   var zz: array<f32, ${NH}>;
   var vv: array<f32, ${NH}>;

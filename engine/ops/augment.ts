@@ -11,9 +11,10 @@
  * @module
  */
 import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, fmtShape, ShapeError, Storage, Tensor } from "../tensor.ts";
 import { grid1d } from "../../shaders/common.ts";
-import { augmentCode, wordsPerRow } from "../../shaders/augment.ts";
+import { augmentBody, wordsPerRow } from "../../shaders/augment.ts";
 
 /** Logical [N, C, H, W] of tensors made by `uploadImages` (their own shape is [N, C, H, ⌈W/4⌉] words). */
 const imageShapes = new WeakMap<Tensor, readonly [number, number, number, number]>();
@@ -150,7 +151,7 @@ export function augmentBatch(
     offset: range.offset + k * chunkWords * 4,
     size: Math.min(chunkWords, words - k * chunkWords) * 4,
   }));
-  const code = augmentCode({
+  const body = augmentBody({
     n,
     c,
     h,
@@ -164,7 +165,12 @@ export function augmentBatch(
     chunkWords,
     chunks,
   });
-  const bindings = [out.range, indices.range, ...(params ? [params.range] : []), ...imageBindings];
-  g.dispatch({ name: op, code }, bindings, grid1d(out.size));
+  const bindings = [
+    write("out", out),
+    read("indices", indices, "array<i32>"),
+    ...(params ? [read("params", params, "array<i32>")] : []),
+    ...imageBindings.map((r, k) => read(`img${k}`, r, "array<u32>")),
+  ];
+  runKernel({ name: op, bindings, body, workgroups: grid1d(out.size) });
   return out;
 }

@@ -6,20 +6,20 @@
  * statistics. Forward: 3 dispatches in training (partial statistics, finalize + running update,
  * normalise), 2 in evaluation. Backward: 3 (partial sums, finalize dγ/dβ, apply dx).
  */
-import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { gradTarget, record } from "../autograd.ts";
 import {
-  bnBackwardApplyCode,
-  bnBackwardFinalizeCode,
-  bnBackwardPartialCode,
-  bnEvalStatsCode,
+  bnBackwardApplyBody,
+  bnBackwardFinalizeBody,
+  bnBackwardPartialBody,
+  bnEvalStatsBody,
   bnGeometry,
   bnLoopTrips,
-  bnNormalizeCode,
+  bnNormalizeBody,
   bnRunInvocations,
-  bnStatsFinalizeCode,
-  bnStatsPartialCode,
+  bnStatsFinalizeBody,
+  bnStatsPartialBody,
 } from "../../shaders/batchnorm.ts";
 import { grid1d, loopBudgetError } from "../../shaders/common.ts";
 
@@ -49,14 +49,19 @@ function check(op: string, x: Tensor, params: Tensor[]): void {
   });
 }
 
+/** The per-channel tensors of a batch norm (C elements each). */
+interface BatchNormParams {
+  gamma: Tensor;
+  beta: Tensor;
+  runningMean: Tensor;
+  runningVar: Tensor;
+}
+
 function batchNormImpl(
   op: string,
   relu: boolean,
   x: Tensor,
-  gamma: Tensor,
-  beta: Tensor,
-  runningMean: Tensor,
-  runningVar: Tensor,
+  { gamma, beta, runningMean, runningVar }: BatchNormParams,
   { training, momentum = 0.1, eps = 1e-5 }: BatchNormOptions,
 ): Tensor {
   check(op, x, [gamma, beta, runningMean, runningVar]);
@@ -68,68 +73,83 @@ function batchNormImpl(
   if (training && count < 2) {
     throw new ShapeError(op, `training needs more than one value per channel, got x ${fmtShape(x.shape)}`);
   }
-  const g = gpu();
   const out = empty(x.shape);
   if (x.size === 0) return out;
   // [4, C]: mean, 1/σ, scale = γ/σ, shift = β − mean·scale (kept for the backward).
   const stats = empty([4, c]);
   if (training) {
     const partial = empty([2, c, geo.chunks]);
-    g.dispatch(
-      { name: `${op}.stats`, code: bnStatsPartialCode(geo) },
-      [x.range, partial.range],
-      grid1d(c * geo.chunks),
-    );
-    g.dispatch({ name: `${op}.finalize`, code: bnStatsFinalizeCode(geo, momentum, eps) }, [
-      partial.range,
-      gamma.range,
-      beta.range,
-      runningMean.range,
-      runningVar.range,
-      stats.range,
-    ], grid1d(c));
+    runKernel({
+      name: `${op}.stats`,
+      bindings: [read("x", x), write("partial", partial)],
+      body: bnStatsPartialBody(geo),
+      workgroups: grid1d(c * geo.chunks),
+    });
+    runKernel({
+      name: `${op}.finalize`,
+      bindings: [
+        read("partial", partial),
+        read("gamma", gamma),
+        read("beta", beta),
+        write("runningMean", runningMean),
+        write("runningVar", runningVar),
+        write("stats", stats),
+      ],
+      body: bnStatsFinalizeBody(geo, momentum, eps),
+      workgroups: grid1d(c),
+    });
     partial.dispose();
   } else {
-    g.dispatch({ name: `${op}.evalStats`, code: bnEvalStatsCode(c, eps) }, [
-      gamma.range,
-      beta.range,
-      runningMean.range,
-      runningVar.range,
-      stats.range,
-    ], grid1d(c));
+    runKernel({
+      name: `${op}.evalStats`,
+      bindings: [
+        read("gamma", gamma),
+        read("beta", beta),
+        read("runningMean", runningMean),
+        read("runningVar", runningVar),
+        write("stats", stats),
+      ],
+      body: bnEvalStatsBody(c, eps),
+      workgroups: grid1d(c),
+    });
   }
-  g.dispatch(
-    { name: op, code: bnNormalizeCode(geo, relu) },
-    [x.range, stats.range, out.range],
-    grid1d(bnRunInvocations(geo)),
-  );
+  runKernel({
+    name: op,
+    bindings: [read("x", x), read("stats", stats), write("out", out)],
+    body: bnNormalizeBody(geo, relu),
+    workgroups: grid1d(bnRunInvocations(geo)),
+  });
   const recorded = record(op, [x, gamma, beta], out, (dy) => {
     const partial = empty([2, c, geo.chunks]);
-    g.dispatch({ name: `${op}.backward.partial`, code: bnBackwardPartialCode(geo, relu) }, [
-      x.range,
-      dy.range,
-      stats.range,
-      partial.range,
-    ], grid1d(c * geo.chunks));
+    runKernel({
+      name: `${op}.backward.partial`,
+      bindings: [read("x", x), read("dy", dy), read("stats", stats), write("partial", partial)],
+      body: bnBackwardPartialBody(geo, relu),
+      workgroups: grid1d(c * geo.chunks),
+    });
     // The finalize kernel writes every element of both, so they may be the parameters' optimiser slots.
     const dgamma = gamma.requiresGrad ? gradTarget(gamma) : empty(gamma.shape);
     const dbeta = beta.requiresGrad ? gradTarget(beta) : empty(beta.shape);
     const coef = empty([3, c]);
-    g.dispatch({ name: `${op}.backward.finalize`, code: bnBackwardFinalizeCode(geo, training) }, [
-      partial.range,
-      stats.range,
-      dgamma.range,
-      dbeta.range,
-      coef.range,
-    ], grid1d(c));
+    runKernel({
+      name: `${op}.backward.finalize`,
+      bindings: [
+        read("partial", partial),
+        read("stats", stats),
+        write("dgamma", dgamma),
+        write("dbeta", dbeta),
+        write("coef", coef),
+      ],
+      body: bnBackwardFinalizeBody(geo, training),
+      workgroups: grid1d(c),
+    });
     const dx = empty(x.shape);
-    g.dispatch({ name: `${op}.backward`, code: bnBackwardApplyCode(geo, relu) }, [
-      x.range,
-      dy.range,
-      stats.range,
-      coef.range,
-      dx.range,
-    ], grid1d(bnRunInvocations(geo)));
+    runKernel({
+      name: `${op}.backward`,
+      bindings: [read("x", x), read("dy", dy), read("stats", stats), read("coef", coef), write("dx", dx)],
+      body: bnBackwardApplyBody(geo, relu),
+      workgroups: grid1d(bnRunInvocations(geo)),
+    });
     partial.dispose();
     coef.dispose();
     stats.dispose();
@@ -160,7 +180,7 @@ export function batchNorm2d(
   runningVar: Tensor,
   options: BatchNormOptions,
 ): Tensor {
-  return batchNormImpl("batchNorm2d", false, x, gamma, beta, runningMean, runningVar, options);
+  return batchNormImpl("batchNorm2d", false, x, { gamma, beta, runningMean, runningVar }, options);
 }
 
 /**
@@ -175,5 +195,5 @@ export function batchNormRelu2d(
   runningVar: Tensor,
   options: BatchNormOptions,
 ): Tensor {
-  return batchNormImpl("batchNormRelu2d", true, x, gamma, beta, runningMean, runningVar, options);
+  return batchNormImpl("batchNormRelu2d", true, x, { gamma, beta, runningMean, runningVar }, options);
 }

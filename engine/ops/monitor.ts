@@ -6,8 +6,9 @@
  * @module
  */
 import { gpu } from "../gpu.ts";
+import { read, runKernel, write } from "../program.ts";
 import { empty, fmtShape, ShapeError, type Tensor, untrack, writeTensor } from "../tensor.ts";
-import { monitorKernel, monitorWords } from "../../shaders/monitor.ts";
+import { monitorBody, monitorWords } from "../../shaders/monitor.ts";
 
 /** One readback of a {@link StepMonitor}. */
 export interface MonitorSnapshot {
@@ -59,12 +60,12 @@ export class StepMonitor {
         );
       }
     }
-    const code = monitorKernel({ ring: this.ring, values: values.length, slots: this.slots });
-    gpu().dispatch(
-      { name: "train.monitor", code },
-      [...values.map((v) => v.range), this.state.range],
-      [1, 1, 1],
-    );
+    runKernel({
+      name: "train.monitor",
+      bindings: [...values.map((v, k) => read(`v${k}`, v)), write("state", this.state, "array<u32>")],
+      body: monitorBody({ ring: this.ring, values: values.length, slots: this.slots }),
+      workgroups: [1, 1, 1],
+    });
   }
 
   /** Reads the state back (one readback; submits what is recorded). */

@@ -10,24 +10,25 @@
  * @module
  */
 import { gpu } from "../gpu.ts";
+import { read, runKernel, uniform, write } from "../program.ts";
 import { empty, fmtShape, ShapeError, type Tensor, tensor, untrack } from "../tensor.ts";
 import { record } from "../autograd.ts";
 import { fill } from "./core.ts";
 import { grid1d, loopBudgetError, MAX_LOOP_TRIPS } from "../../shaders/common.ts";
 import {
-  batchLossesCode,
+  batchLossesBody,
   type CountsLayout,
   countsLayout,
-  gramBackwardCode,
-  gramExpCode,
+  gramBackwardBody,
+  gramExpBody,
   gramExpTrips,
-  meanLossCode,
-  multisetPartialsCode,
-  reduceRowsCode,
+  meanLossBody,
+  multisetPartialsBody,
+  reduceRowsBody,
   SCM_WG,
-  sphereDescentCode,
+  sphereDescentBody,
   sphereDescentTrips,
-  sphereStepCode,
+  sphereStepBody,
   sphereStepTrips,
 } from "../../shaders/sc_multiset.ts";
 
@@ -184,11 +185,12 @@ function checkInputs(op: string, z: Tensor, labels: Tensor, table: MultisetTable
 /** Records G/E/m of z into a new aux tensor [2N² + N]. */
 function gramExp(z: Tensor, N: number, h: number, aux?: Tensor): Tensor {
   const out = aux ?? empty([2 * N * N + N]);
-  gpu().dispatch(
-    { name: "scMultiset.gramExp", code: gramExpCode(N, h) },
-    [z.range, out.range],
-    grid1d(N * N, SCM_WG),
-  );
+  runKernel({
+    name: "scMultiset.gramExp",
+    bindings: [read("z", z), write("aux", out)],
+    body: gramExpBody(N, h),
+    workgroups: grid1d(N * N, SCM_WG),
+  });
   return out;
 }
 
@@ -216,27 +218,30 @@ function makePipeline(N: number, M: number): Pipeline {
 /** Records aux → partials → reductions; the result is the last level [1, N(N+1)]. */
 function recordPartials(aux: Tensor, labels: Tensor, table: MultisetTable, p: Pipeline): Tensor {
   const N = table.N;
-  const g = gpu();
   const width = N * (N + 1);
-  g.dispatch(
-    {
-      name: "scMultiset.partials",
-      code: multisetPartialsCode({
-        layout: table.layout,
-        M: table.count,
-        chunks: p.chunks,
-        perChunk: p.perChunk,
-      }),
-    },
-    [aux.range, labels.range, table.tensor.range, p.levels[0].range],
-    grid1d(N * p.chunks, SCM_WG),
-  );
+  runKernel({
+    name: "scMultiset.partials",
+    bindings: [
+      read("aux", aux),
+      read("labels", labels, "array<i32>"),
+      read("counts", table.tensor, "array<u32>"),
+      write("out", p.levels[0]),
+    ],
+    body: multisetPartialsBody({
+      layout: table.layout,
+      M: table.count,
+      chunks: p.chunks,
+      perChunk: p.perChunk,
+    }),
+    workgroups: grid1d(N * p.chunks, SCM_WG),
+  });
   for (let l = 1; l < p.levels.length; l++) {
-    g.dispatch(
-      { name: "scMultiset.reduce", code: reduceRowsCode(p.levelRows[l - 1], width, REDUCE_FAN_IN) },
-      [p.levels[l - 1].range, p.levels[l].range],
-      grid1d(p.levelRows[l] * width, SCM_WG),
-    );
+    runKernel({
+      name: "scMultiset.reduce",
+      bindings: [read("src", p.levels[l - 1]), write("dst", p.levels[l])],
+      body: reduceRowsBody(p.levelRows[l - 1], width, REDUCE_FAN_IN),
+      workgroups: grid1d(p.levelRows[l] * width, SCM_WG),
+    });
   }
   return p.levels[p.levels.length - 1];
 }
@@ -284,16 +289,22 @@ export function scLossAllMultisets(
   const M = table.count;
   const red = reducedPartials(z, labels, table, N, h);
   const loss = empty([]);
-  gpu().dispatch({ name: "scMultiset.meanLoss", code: meanLossCode(N, M) }, [red.range, loss.range], [1]);
+  runKernel({
+    name: "scMultiset.meanLoss",
+    bindings: [read("red", red), write("loss", loss)],
+    body: meanLossBody(N, M),
+    workgroups: [1],
+  });
   red.dispose();
   record("scLossAllMultisets", [z, labels], loss, (gOut) => {
     const r = reducedPartials(z, labels, table, N, h);
     const dz = empty([N, h]);
-    gpu().dispatch(
-      { name: "scMultiset.backward", code: gramBackwardCode(N, h, M) },
-      [r.range, z.range, gOut.range, dz.range],
-      grid1d(N * h, SCM_WG),
-    );
+    runKernel({
+      name: "scMultiset.backward",
+      bindings: [read("red", r), read("z", z), read("gout", gOut), write("dz", dz)],
+      body: gramBackwardBody(N, h, M),
+      workgroups: grid1d(N * h, SCM_WG),
+    });
     r.dispose();
     return [dz, null];
   });
@@ -314,11 +325,17 @@ export function scMultisetBatchLosses(z: Tensor, labels: Tensor, table: Multiset
   const [N, h] = checkInputs("scMultisetBatchLosses", z, labels, table);
   const aux = gramExp(z, N, h);
   const losses = empty([table.count]);
-  gpu().dispatch(
-    { name: "scMultiset.batchLosses", code: batchLossesCode(table.layout, table.count) },
-    [aux.range, labels.range, table.tensor.range, losses.range],
-    grid1d(table.count, SCM_WG),
-  );
+  runKernel({
+    name: "scMultiset.batchLosses",
+    bindings: [
+      read("aux", aux),
+      read("labels", labels, "array<i32>"),
+      read("counts", table.tensor, "array<u32>"),
+      write("losses", losses),
+    ],
+    body: batchLossesBody(table.layout, table.count),
+    workgroups: grid1d(table.count, SCM_WG),
+  });
   aux.dispose();
   return losses;
 }
@@ -361,7 +378,7 @@ export class ScMultisetTrainer {
   #log: Tensor;
   #aux: Tensor;
   #pipe: Pipeline;
-  #stepCode: string;
+  #stepBody: string;
   #done = 0;
 
   /**
@@ -397,7 +414,7 @@ export class ScMultisetTrainer {
     this.#aux = untrack(empty([2 * N * N + N]));
     this.#pipe = makePipeline(N, table.count);
     for (const t of this.#pipe.levels) untrack(t);
-    this.#stepCode = sphereStepCode({
+    this.#stepBody = sphereStepBody({
       N,
       h,
       M: table.count,
@@ -417,11 +434,19 @@ export class ScMultisetTrainer {
   step(): void {
     gramExp(this.z, this.#N, this.#h, this.#aux);
     const red = recordPartials(this.#aux, this.labels, this.table, this.#pipe);
-    gpu().dispatch(
-      { name: "scMultiset.sphereStep", code: this.#stepCode },
-      [red.range, this.z.range, this.#vel.range, this.#lrs.range, this.#state.range, this.#log.range],
-      [1],
-    );
+    runKernel({
+      name: "scMultiset.sphereStep",
+      bindings: [
+        read("red", red),
+        write("z", this.z),
+        write("vel", this.#vel),
+        read("lrs", this.#lrs),
+        write("state", this.#state, "array<u32>"),
+        write("lossLog", this.#log),
+      ],
+      body: this.#stepBody,
+      workgroups: [1],
+    });
     this.#done++;
   }
 
@@ -536,7 +561,7 @@ export async function scSphereDescent(
   const vel = fill([R, N, h], 0);
   const sampleT = tensor(samples, [samples.length], { dtype: "u32" });
   const lastLoss = empty([R]);
-  const code = sphereDescentCode({
+  const body = sphereDescentBody({
     layout: table.layout,
     R,
     h,
@@ -552,11 +577,20 @@ export async function scSphereDescent(
     const n = Math.min(per, steps - s0);
     for (let k0 = 0; k0 < n; k0 += stepsPerKernel) {
       const params = g.uniform(new Uint32Array([s0 + k0, Math.min(stepsPerKernel, n - k0), 0, 0]));
-      g.dispatch(
-        { name: "scMultiset.sphereDescent", code },
-        [z.range, vel.range, labels.range, table.tensor.range, sampleT.range, params, lastLoss.range],
-        grid1d(R, SCM_WG),
-      );
+      runKernel({
+        name: "scMultiset.sphereDescent",
+        bindings: [
+          write("z", z),
+          write("vel", vel),
+          read("labels", labels, "array<i32>"),
+          read("counts", table.tensor, "array<u32>"),
+          read("samples", sampleT, "array<u32>"),
+          uniform("params", params, "Params"),
+          write("lossOut", lastLoss),
+        ],
+        body,
+        workgroups: grid1d(R, SCM_WG),
+      });
     }
     g.flush();
     if (options.onProgress) await options.onProgress(s0 + n, z);

@@ -4,10 +4,10 @@
  *
  * @module
  */
-import { gpu } from "../gpu.ts";
+import { runKernel, write } from "../program.ts";
 import { fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { grid1d, loopBudgetError, loopTrips } from "../../shaders/common.ts";
-import { projectRowsCode } from "../../shaders/optim.ts";
+import { projectRowsBody } from "../../shaders/optim.ts";
 
 /** Which projection: rows renormalised to the sphere, or rows outside the ball scaled back onto it. */
 export type ProjectionKind = "sphere" | "ball";
@@ -27,7 +27,12 @@ function projectRows(op: string, x: Tensor, radius: number, kind: ProjectionKind
   const rows = x.size / d;
   const budget = loopBudgetError(2 * loopTrips(d), `rows of ${d} values`);
   if (budget) throw new ShapeError(op, budget);
-  gpu().dispatch({ name: op, code: projectRowsCode(rows, d, radius, kind) }, [x.range], grid1d(rows, 64));
+  runKernel({
+    name: op,
+    bindings: [write("x", x)],
+    body: projectRowsBody(rows, d, radius, kind),
+    workgroups: grid1d(rows, 64),
+  });
 }
 
 /**

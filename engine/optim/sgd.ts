@@ -18,7 +18,8 @@
 import { gpu } from "../gpu.ts";
 import { fmtShape, type GradSink, ShapeError, Storage, Tensor, untrack } from "../tensor.ts";
 import { grid1d } from "../../shaders/common.ts";
-import { sgdStepCode } from "../../shaders/optim.ts";
+import { sgdStepBody } from "../../shaders/optim.ts";
+import { read, runKernel, write } from "../program.ts";
 import { project, type ProjectionKind } from "./projection.ts";
 
 /** Slot alignment in floats (256 bytes, the storage-binding offset alignment). */
@@ -219,15 +220,20 @@ export class SGD {
       g.write(this.#hyper.range, new Float32Array([value[0], first, 0, 0]));
       this.#written = value;
     }
-    const code = sgdStepCode(this.#floats / 4, {
+    const body = sgdStepBody(this.#floats / 4, {
       momentum: this.momentum,
       weightDecay: this.weightDecay,
       dampening: this.dampening,
       nesterov: this.nesterov,
     });
-    const bindings = [this.#params.range, this.#grads.range, this.#hyper.range];
-    if (this.#bufs) bindings.push(this.#bufs.range);
-    g.dispatch({ name: "sgd.step", code }, bindings, grid1d(this.#floats / 4));
+    const V4 = "array<vec4<f32>>";
+    const bindings = [
+      write("p", this.#params.range, V4),
+      read("grad", this.#grads.range, V4),
+      read("hyper", this.#hyper.range),
+    ];
+    if (this.#bufs) bindings.push(write("buf", this.#bufs.range, V4));
+    runKernel({ name: "sgd.step", bindings, body, workgroups: grid1d(this.#floats / 4) });
     this.#steps++;
     for (const p of this.#projections) for (const t of p.params) project(t, p.kind, p.radius);
   }
