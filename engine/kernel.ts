@@ -6,7 +6,11 @@
  * a validation error scope whose result is checked at the next synchronisation, naming the kernel.
  */
 
-/** What an op hands to `dispatch`: a name for error messages and the WGSL compute shader. */
+/**
+ * What `Gpu.dispatch` takes: a name for error messages and the WGSL compute shader. Ops do not build
+ * these by hand: they describe a kernel by its bindings and body (`engine/program.ts`), which generates
+ * the `@binding` declarations and the bind group from one list.
+ */
 export interface KernelSpec {
   /** Names the op in error messages and debug labels, e.g. `conv2d.forward`. */
   name: string;

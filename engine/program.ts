@@ -57,10 +57,13 @@ export function uniform(name: string, buffer: GPUBuffer, type: string): KernelBi
 
 /** The WGSL declarations of `bindings`: group 0, binding i for the i-th, one line each. */
 export function declarations(bindings: readonly KernelBinding[]): string {
-  return bindings.map((b, i) => {
+  let decls = "";
+  for (let i = 0; i < bindings.length; i++) {
+    const b = bindings[i];
     const space = b.access === "uniform" ? "uniform" : `storage, ${b.access}`;
-    return `@group(0) @binding(${i}) var<${space}> ${b.name}: ${b.type};`;
-  }).join("\n");
+    decls += `${i ? "\n" : ""}@group(0) @binding(${i}) var<${space}> ${b.name}: ${b.type};`;
+  }
+  return decls;
 }
 
 /** The resources of `bindings`, in declaration order. */
@@ -112,7 +115,9 @@ interface Source {
 }
 
 const MAX_SOURCES = 1024;
-const sources = new Map<string, Source>();
+/** Generated sources by key, then by declarations (the short string, so a hit hashes no long key twice). */
+const sources = new Map<string, Map<string, Source>>();
+let sourceCount = 0;
 
 /**
  * Records one dispatch of a generated kernel. Sources are memoised by key and declarations, so a repeated
@@ -121,13 +126,19 @@ const sources = new Map<string, Source>();
  */
 export function runGenerated(kernel: GeneratedKernel): void {
   const decls = declarations(kernel.bindings);
-  const key = `${decls}\u0000${kernel.key}`;
-  let source = sources.get(key);
+  let byDecls = sources.get(kernel.key);
+  let source = byDecls?.get(decls);
   if (!source) {
     const { body, workgroups } = kernel.build();
     source = { code: `${decls}\n${body}`, workgroups };
-    if (sources.size >= MAX_SOURCES) sources.clear();
-    sources.set(key, source);
+    if (sourceCount >= MAX_SOURCES) {
+      sources.clear();
+      sourceCount = 0;
+      byDecls = undefined;
+    }
+    if (!byDecls) sources.set(kernel.key, byDecls = new Map());
+    byDecls.set(decls, source);
+    sourceCount++;
   }
   gpu().dispatch({ name: kernel.name, code: source.code }, resources(kernel.bindings), source.workgroups);
 }
