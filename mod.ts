@@ -83,7 +83,12 @@ export {
 export { max, mean, sum } from "./engine/ops/reduce.ts";
 export { accuracy, argmax, concat, flatten, gatherRows, reshape, transpose2d } from "./engine/ops/shape.ts";
 export { globalAvgPool } from "./engine/ops/pool.ts";
-export { batchNorm2d, type BatchNormOptions, batchNormRelu2d } from "./engine/ops/batchnorm.ts";
+export {
+  batchNorm2d,
+  type BatchNormOptions,
+  type BatchNormParams,
+  batchNormRelu2d,
+} from "./engine/ops/batchnorm.ts";
 export {
   gemmFallbackReason,
   type GemmTiling,

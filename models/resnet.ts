@@ -99,8 +99,13 @@ export class BatchNorm2d extends Module {
   /** BN of `x` [N, C, H, W]; followed by ReLU when `withRelu` (fused kernel). */
   forward(x: Tensor, withRelu = false): Tensor {
     const options = { training: this.training, momentum: this.momentum, eps: this.eps };
-    const args = [x, this.weight, this.bias, this.runningMean, this.runningVar, options] as const;
-    return withRelu ? batchNormRelu2d(...args) : batchNorm2d(...args);
+    const params = {
+      gamma: this.weight,
+      beta: this.bias,
+      runningMean: this.runningMean,
+      runningVar: this.runningVar,
+    };
+    return withRelu ? batchNormRelu2d(x, params, options) : batchNorm2d(x, params, options);
   }
 }
 

@@ -81,7 +81,10 @@ for (const [n, c, h, w] of [[2, 2, 256, 280], [256, 2, 32, 32]]) {
       const beta = tensor(bd, [c], { requiresGrad: true });
       const rm = tensor(rmd, [c]);
       const rv = tensor(rvd, [c]);
-      const y = batchNorm2d(x, gamma, beta, rm, rv, { training: true, momentum: 0.3 });
+      const y = batchNorm2d(x, { gamma, beta, runningMean: rm, runningVar: rv }, {
+        training: true,
+        momentum: 0.3,
+      });
       const ref = batchNormTrainRef(xd, n, c, s, gd, bd, rmd, rvd, 0.3);
       // Normalised outputs are O(1); statistics are f32 sums of ≤ 1024-element chunks combined exactly.
       assertClose(await y.toArray(), ref.y, { rtol: 1e-4, atol: 1e-4, label: "y" });

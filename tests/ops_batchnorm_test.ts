@@ -40,7 +40,7 @@ for (const relu of [false, true]) {
       const beta = tensor(p.beta, [c], { requiresGrad: true });
       const rm = tensor(p.rm, [c]);
       const rv = tensor(p.rv, [c]);
-      const y = op(x, gamma, beta, rm, rv, { training: true, momentum });
+      const y = op(x, { gamma, beta, runningMean: rm, runningVar: rv }, { training: true, momentum });
       const ref = batchNormTrainRef(xd, n, c, s, p.gamma, p.beta, p.rm, p.rv, momentum, 1e-5, relu);
       assertClose(await y.toArray(), ref.y, { ...FWD, label: `${name} y` });
       assertClose(await rm.toArray(), ref.runningMean, { ...RUN, label: "runningMean" });
@@ -79,7 +79,7 @@ for (const relu of [false, true]) {
       const beta = tensor(p.beta, [c], { requiresGrad: true });
       const rm = tensor(p.rm, [c]);
       const rv = tensor(p.rv, [c]);
-      const y = op(x, gamma, beta, rm, rv, { training: false });
+      const y = op(x, { gamma, beta, runningMean: rm, runningVar: rv }, { training: false });
       const ref = normalizeRef(xd, n, c, s, p.gamma, p.beta, p.rm, p.rv, 1e-5, relu);
       assertClose(await y.toArray(), ref, { ...FWD, label: `${name} eval y` });
       // Eval mode leaves the running buffers untouched.
@@ -119,7 +119,7 @@ test({
     const beta = tensor(p.beta, [c], { requiresGrad: true });
     const rm = tensor(p.rm, [c]);
     const rv = tensor(p.rv, [c]);
-    const y = batchNorm2d(x, gamma, beta, rm, rv, { training: true });
+    const y = batchNorm2d(x, { gamma, beta, runningMean: rm, runningVar: rv }, { training: true });
     const ref = batchNormTrainRef(xd, n, c, s, p.gamma, p.beta, p.rm, p.rv);
     // Normalising values near 100 with spread 1: the f32 input itself carries ~1e-5 relative error.
     assertClose(await y.toArray(), ref.y, { rtol: 1e-4, atol: 1e-4, label: "chunked y" });
@@ -149,7 +149,11 @@ test({
     let erv: ArrayLike<number> = p.rv;
     for (let step = 0; step < 3; step++) {
       const xd = randomArray(n * c * s, 50 + step, -1, 2);
-      noGrad(() => batchNorm2d(tensor(xd, [n, c, h, w]), gamma, beta, rm, rv, { training: true }));
+      noGrad(() =>
+        batchNorm2d(tensor(xd, [n, c, h, w]), { gamma, beta, runningMean: rm, runningVar: rv }, {
+          training: true,
+        })
+      );
       const ref = batchNormTrainRef(xd, n, c, s, p.gamma, p.beta, erm, erv, 0.1);
       erm = ref.runningMean;
       erv = ref.runningVar;
@@ -158,15 +162,24 @@ test({
     assertClose(await rv.toArray(), erv, { ...RUN, label: "rv after 3 steps" });
     const x = tensor(new Float32Array(n * c * s), [n, c, h, w]);
     assert.throws(
-      () => batchNorm2d(x, tensor([1, 1], [2]), beta, rm, rv, { training: true }),
+      () =>
+        batchNorm2d(x, { gamma: tensor([1, 1], [2]), beta, runningMean: rm, runningVar: rv }, {
+          training: true,
+        }),
       (e: Error) => e instanceof ShapeError && /batchNorm2d.*gamma/.test(e.message),
     );
     assert.throws(
-      () => batchNorm2d(tensor([1, 2, 3], [3]), gamma, beta, rm, rv, { training: false }),
+      () =>
+        batchNorm2d(tensor([1, 2, 3], [3]), { gamma, beta, runningMean: rm, runningVar: rv }, {
+          training: false,
+        }),
       ShapeError,
     );
     assert.throws(
-      () => batchNorm2d(tensor([1, 2, 3], [1, 3, 1, 1]), gamma, beta, rm, rv, { training: true }),
+      () =>
+        batchNorm2d(tensor([1, 2, 3], [1, 3, 1, 1]), { gamma, beta, runningMean: rm, runningVar: rv }, {
+          training: true,
+        }),
       ShapeError,
     );
   },

@@ -49,11 +49,15 @@ function check(op: string, x: Tensor, params: Tensor[]): void {
   });
 }
 
-/** The per-channel tensors of a batch norm (C elements each). */
-interface BatchNormParams {
+/** The per-channel tensors of {@link batchNorm2d} (C elements each, f32). */
+export interface BatchNormParams {
+  /** Scale γ. */
   gamma: Tensor;
+  /** Shift β. */
   beta: Tensor;
+  /** Running mean (updated in place in training). */
   runningMean: Tensor;
+  /** Running variance (updated in place in training). */
   runningVar: Tensor;
 }
 
@@ -169,31 +173,17 @@ function batchNormImpl(
  *   dx = (γ/σ)·(dy − mean(dy) − x̂·mean(dy·x̂)), dγ = Σ dy·x̂, dβ = Σ dy.
  * - `training: false`: the running statistics (constants); dx = (γ/σ)·dy.
  *
- * `gamma`, `beta`, `runningMean`, `runningVar` have C elements. The statistics the backward needs
+ * `params`: `gamma`, `beta`, `runningMean`, `runningVar`, C elements each. The statistics the backward needs
  * are a [4, C] tensor created here and freed by the backward (or by the enclosing scope).
  */
-export function batchNorm2d(
-  x: Tensor,
-  gamma: Tensor,
-  beta: Tensor,
-  runningMean: Tensor,
-  runningVar: Tensor,
-  options: BatchNormOptions,
-): Tensor {
-  return batchNormImpl("batchNorm2d", false, x, { gamma, beta, runningMean, runningVar }, options);
+export function batchNorm2d(x: Tensor, params: BatchNormParams, options: BatchNormOptions): Tensor {
+  return batchNormImpl("batchNorm2d", false, x, params, options);
 }
 
 /**
  * `relu(batchNorm2d(...))` in the same number of passes as `batchNorm2d` (the ReLU is applied by the
  * normalise kernel; its mask is recomputed from x in the backward, so nothing extra is stored).
  */
-export function batchNormRelu2d(
-  x: Tensor,
-  gamma: Tensor,
-  beta: Tensor,
-  runningMean: Tensor,
-  runningVar: Tensor,
-  options: BatchNormOptions,
-): Tensor {
-  return batchNormImpl("batchNormRelu2d", true, x, { gamma, beta, runningMean, runningVar }, options);
+export function batchNormRelu2d(x: Tensor, params: BatchNormParams, options: BatchNormOptions): Tensor {
+  return batchNormImpl("batchNormRelu2d", true, x, params, options);
 }
