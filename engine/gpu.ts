@@ -322,6 +322,9 @@ export class Gpu {
     let group = this.#bindGroups.get(key);
     if (!group) {
       if (this.#bindGroups.size >= MAX_BIND_GROUPS_CACHED) this.#bindGroups.clear();
+      // In an error scope (new bind groups are rare: they are cached), so that a bad binding, or the layout
+      // of a pipeline that failed to compile, is reported with the kernel's name at the next synchronisation.
+      this.device.pushErrorScope("validation");
       group = this.device.createBindGroup({
         layout: kernel.layout,
         entries: bindings.map((b, binding) => ({
@@ -331,6 +334,10 @@ export class Gpu {
             : { buffer: b.buffer, offset: b.offset, size: b.size },
         })),
       });
+      const name = kernel.name;
+      this.#submitChecks.push(
+        this.device.popErrorScope().then((e) => e && `kernel '${name}': binding failed: ${e.message}`),
+      );
       this.counters.bindGroupsCreated++;
       this.#bindGroups.set(key, group);
     }

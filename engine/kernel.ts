@@ -85,6 +85,9 @@ export class PipelineCache {
       compute: { module, entryPoint },
       label: spec.name,
     });
+    // Inside the scopes too: on an invalid pipeline it fails, and Dawn reports that outside any scope
+    // asynchronously, where it would surface in a later, unrelated synchronisation.
+    const layout = pipeline.getBindGroupLayout(0);
     const internal = device.popErrorScope();
     const validation = device.popErrorScope();
     this.pendingChecks.push(
@@ -98,7 +101,7 @@ export class PipelineCache {
         check(spec.code, spec.name).then((error) => error && `kernel '${spec.name}' rejected: ${error}`),
       );
     }
-    kernel = { id: this.#nextId++, name: spec.name, pipeline, layout: pipeline.getBindGroupLayout(0) };
+    kernel = { id: this.#nextId++, name: spec.name, pipeline, layout };
     byCode.set(spec.code, kernel);
     this.#size++;
     return kernel;
