@@ -97,6 +97,9 @@ test({
 
 test({
   name: "training: narrow ResNet-18 (width 1/16) + linear classifier fits a synthetic batch with CE + SGD",
+  // Many steps of the kernels that models_test's gradient check verifies under both strategies; under the
+  // "gpu" strategy a minute and a half on SwiftShader.
+  dawn: "once",
   fn: async () => {
     await setup();
     const { x, y } = syntheticBatch(16, 4, 16, 3);
@@ -121,6 +124,8 @@ test({
 
 test({
   name: "training: SC path, narrow ResNet-18 → normalizeToSphere(√10) → supConLoss falls",
+  // As above; the SC loss kernels are checked under both strategies by ops_loss_test.
+  dawn: "once",
   fn: async () => {
     await setup();
     const { x, y } = syntheticBatch(16, 4, 16, 6);

@@ -37,10 +37,11 @@
  * them (`initDevice({ kernels })`): pipelines are cached by their WGSL source, so the second pass compiles
  * only the kernels that differ between the strategies (the forced-tiling GEMM and conv tests, and every
  * strategy-independent op, cost nothing the second time). `--fresh` loads a new page per strategy instead.
- * The step-level tests share ResNet-18 shapes (width 1/8, batch 4) for the same reason, and a case marked
- * `dawn: "once"` (supConLoss at b = 4096: two minutes of workgroup-memory GEMM on SwiftShader) runs
- * under the first strategy only. Every other portable case runs, at the sizes the Deno suite uses.
- * Measured times: BENCHMARKS.md ("Test suite on Dawn").
+ * The step-level tests share ResNet-18 shapes (width 1/8, batch 4) for the same reason, and the cases
+ * marked `dawn: "once"` run under the first strategy only: supConLoss at b = 4096 (two minutes of
+ * workgroup-memory GEMM on SwiftShader) and the two multi-step training tests (the kernels they repeat are
+ * checked under both strategies by models_test's gradient check and ops_loss_test). Every other portable
+ * case runs, at the sizes the Deno suite uses. Measured times: BENCHMARKS.md ("Test suite on Dawn").
  */
 import { parseArgs } from "node:util";
 import type { Browser, Page } from "playwright-core";
