@@ -88,7 +88,10 @@ export async function requestGpuDevice(options: DeviceOptions = {}): Promise<Gpu
 
   // Copy everything out of the adapter before requestDevice (Deno invalidates it afterwards).
   const info = adapter.info;
-  const name = info.description || info.device || info.vendor || "unknown adapter";
+  // Chrome leaves description and device empty: vendor and architecture ("google swiftshader") then.
+  const name = info.description || info.device ||
+    [info.vendor, info.architecture].filter(Boolean).join(" ") ||
+    "unknown adapter";
   const isFallback = Boolean(
     (info as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ??
       (adapter as unknown as { isFallbackAdapter?: boolean }).isFallbackAdapter ??

@@ -165,10 +165,10 @@ if (!args.values["no-dawn"] && files.length === 0) {
 Deno.removeSync(dump, { recursive: true });
 const pad = (s: string | number, n: number) => String(s).padEnd(n);
 console.log(`\n=== summary (${((Date.now() - started) / 60000).toFixed(1)} min) ===`);
-console.log(`${pad("implementation", 18)}${pad("kernels", 10)}${pad("passed", 8)}${pad("failed", 8)}`);
+console.log(`${pad("implementation", 18)}${pad("kernels", 16)}${pad("passed", 8)}${pad("failed", 8)}`);
 for (const r of rows) {
   console.log(
-    `${pad(r.implementation, 18)}${pad(r.kernels, 10)}${pad(r.passed, 8)}${pad(r.failed, 8)}${r.note ?? ""}`,
+    `${pad(r.implementation, 18)}${pad(r.kernels, 16)}${pad(r.passed, 8)}${pad(r.failed, 8)}${r.note ?? ""}`,
   );
 }
 const passed = rows.reduce((s, r) => s + r.passed, 0);
