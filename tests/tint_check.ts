@@ -16,17 +16,7 @@
  *
  * @module
  */
-// playwright-core probes for WSL when it loads, reading /proc/sys/fs/binfmt_misc, which Deno grants only
-// with --allow-all; this variable (its own test hook) defers the probe, which launching Chromium never needs.
-Deno.env.set("__IS_WSL_TEST__", "1");
-const { chromium } = await import("playwright-core");
-
-const CHROMIUM_FLAGS = [
-  "--enable-unsafe-webgpu",
-  "--enable-features=Vulkan",
-  "--use-vulkan=swiftshader",
-  "--use-webgpu-adapter=swiftshader",
-];
+import { chromiumPath, launchChromium, servePage } from "./dawn/chromium.ts";
 
 /** Kernels sent to the page per evaluation (keeps each message a few MB). */
 const BATCH_BYTES = 4 * 2 ** 20;
@@ -69,27 +59,19 @@ if (import.meta.main) {
     console.error("usage: tint_check.ts DIR (a folder of .wgsl files from tests/wgsl_dump_preload.ts)");
     Deno.exit(2);
   }
-  const chromiumPath = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
+  const path = chromiumPath();
   const kernels = readKernels(dir);
-  const server = Deno.serve(
-    { hostname: "127.0.0.1", port: 0, onListen() {} },
-    () => new Response("<!doctype html><title>tint</title>", { headers: { "content-type": "text/html" } }),
-  );
+  const served = servePage("<!doctype html><title>tint</title>", {});
   let passed = 0;
   let failed = 0;
-  const browser = await chromium.launch({
-    executablePath: chromiumPath,
-    headless: true,
-    args: CHROMIUM_FLAGS,
-  })
-    .catch((e) => {
-      console.error(`tint: could not launch ${chromiumPath} (apt-get install chromium): ${e.message}`);
-      console.log("tint: 0 passed, 1 failed");
-      Deno.exit(1);
-    });
+  const browser = await launchChromium(path).catch((e) => {
+    console.error(`tint: could not launch ${path} (apt-get install chromium): ${e.message}`);
+    console.log("tint: 0 passed, 1 failed");
+    Deno.exit(1);
+  });
   try {
     const page = await browser.newPage();
-    await page.goto(`http://127.0.0.1:${server.addr.port}/`);
+    await page.goto(`${served.origin}/`);
     for (let i = 0; i < kernels.length;) {
       const batch: Kernel[] = [];
       for (let bytes = 0; i < kernels.length && (batch.length === 0 || bytes < BATCH_BYTES); i++) {
@@ -105,7 +87,7 @@ if (import.meta.main) {
     }
   } finally {
     await browser.close();
-    await server.shutdown();
+    await served.shutdown();
   }
   console.log(`Tint (Chromium's Dawn) compiled ${kernels.length} distinct kernels from ${dir}`);
   console.log(`tint: ${passed} passed, ${failed} failed`);
