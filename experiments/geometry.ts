@@ -38,14 +38,14 @@ import {
   runDir,
   saveConfig,
 } from "./lib/cli.ts";
-import { writeCsv } from "./lib/csv.ts";
+import { writeCsv } from "../train/csv.ts";
 import { histogram, saveFigure } from "./lib/plot.ts";
 import { Progress } from "./lib/progress.ts";
 import { printJsonLine, writeSummary } from "./lib/summary.ts";
 import { PAPER_SECTION_5_2 } from "./paper.ts";
 import { loadCheckpoint } from "./section5/checkpoint.ts";
-import { GpuDataset } from "./section5/data_gpu.ts";
-import { extractFeatures } from "./section5/evaluate.ts";
+import { GpuDataset } from "../train/data_gpu.ts";
+import { extractFeatures } from "../train/evaluate.ts";
 import { prepareData } from "./section5/trainer.ts";
 import type { TrainConfig } from "./section5/config.ts";
 import {

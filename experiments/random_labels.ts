@@ -23,8 +23,8 @@
  */
 import { join } from "node:path";
 import { defaultConfig, type ExperimentConfig, parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
-import { readCsv, writeCsv } from "./lib/csv.ts";
-import { writeJsonAtomic } from "./lib/atomic.ts";
+import { readCsv, writeCsv } from "../train/csv.ts";
+import { writeJsonAtomic } from "../train/atomic.ts";
 import { saveFigure } from "./lib/plot.ts";
 import { printJsonLine, writeSummary } from "./lib/summary.ts";
 import {

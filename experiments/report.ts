@@ -14,7 +14,7 @@
  * @module
  */
 import { join, relative, sep } from "node:path";
-import { writeFileAtomic } from "./lib/atomic.ts";
+import { writeFileAtomic } from "../train/atomic.ts";
 
 /** A verdict: our number agrees with the paper's (within the stated tolerance) or not. */
 export type Verdict = "matches" | "differs";

@@ -22,7 +22,7 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { writeJsonAtomic } from "./atomic.ts";
+import { writeJsonAtomic } from "../../train/atomic.ts";
 
 /** Value kinds. `*[]` kinds are comma-separated lists (`--seeds 0,1,2`) and may also be repeated. */
 export type OptionType = "number" | "integer" | "string" | "boolean" | "number[]" | "integer[]" | "string[]";

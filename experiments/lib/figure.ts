@@ -31,7 +31,7 @@ import {
   runDir,
   saveConfig,
 } from "./cli.ts";
-import { writeCsv } from "./csv.ts";
+import { writeCsv } from "../../train/csv.ts";
 import { saveFigure, type VegaLiteSpec } from "./plot.ts";
 import { printJsonLine, writeSummary } from "./summary.ts";
 

@@ -18,7 +18,7 @@ import * as vl from "npm:vega-lite@6.5.0";
 // deno-lint-ignore no-import-prefix -- pinned inline: scripts must also run when imported by URL (no import map)
 import { initWasm, Resvg } from "npm:@resvg/resvg-wasm@2.6.2";
 import { join } from "node:path";
-import { writeFileAtomic } from "./atomic.ts";
+import { writeFileAtomic } from "../../train/atomic.ts";
 
 /** A Vega-Lite specification (loosely typed so callers can tweak builder output freely). */
 export type VegaLiteSpec = Record<string, unknown>;

@@ -4,7 +4,7 @@
  */
 
 import { join } from "node:path";
-import { jsonReplacer, writeJsonAtomic } from "./atomic.ts";
+import { jsonReplacer, writeJsonAtomic } from "../../train/atomic.ts";
 
 /** Write `obj` to `<dir>/summary.json` atomically (pretty-printed); returns the path. */
 export async function writeSummary(dir: string, obj: unknown): Promise<string> {

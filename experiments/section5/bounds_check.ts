@@ -25,7 +25,7 @@ import { ceBoundTheorem1, ceLossF64 } from "../../theory/ce_bound.ts";
 import { scBound, scBoundIidExpectation, scLossAtSimplex } from "../../theory/sc_bound.ts";
 import { toRows } from "../../theory/matrix.ts";
 import { BatchBuffers, type GpuDataset } from "../../train/data_gpu.ts";
-import type { Encoder } from "./evaluate.ts";
+import type { Encoder } from "../../train/evaluate.ts";
 import { type SummaryStats, summaryStats } from "./geometry_stats.ts";
 import { Throttle } from "../../engine/throttle.ts";
 

@@ -1,5 +1,0 @@
-/**
- * Moved to `train/atomic.ts` (the training room); re-exported here for the experiments that import it.
- * @module
- */
-export * from "../../train/atomic.ts";
