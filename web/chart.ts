@@ -304,24 +304,7 @@ export function drawHistogram(
   const counts = new Array(nb).fill(0);
   for (const x of v) counts[Math.min(nb - 1, Math.floor(((x - lo) / (hi - lo)) * nb))]++;
   const cmax = Math.max(1, ...counts);
-  const X = (x: number) => left + ((x - lo) / (hi - lo)) * pw;
-  const Y = (c: number) => top + ph - (c / cmax) * ph;
-  ctx.fillStyle = "#333";
-  ctx.strokeStyle = "#e4e4e4";
-  ctx.textAlign = "right";
-  ctx.textBaseline = "middle";
-  for (const t of niceTicks(0, cmax, 4)) {
-    ctx.beginPath();
-    ctx.moveTo(left, Y(t));
-    ctx.lineTo(left + pw, Y(t));
-    ctx.stroke();
-    ctx.fillText(tickText(t), left - 4, Y(t));
-  }
-  ctx.textAlign = "center";
-  ctx.textBaseline = "top";
-  for (const t of niceTicks(lo, hi, Math.max(3, Math.floor(pw / 60)))) {
-    ctx.fillText(tickText(t), X(t), top + ph + 4);
-  }
+  const { X, Y } = histogramAxes(ctx, { left, top, pw, ph, lo, hi, cmax });
   ctx.fillStyle = "#4c78a8";
   for (let b = 0; b < nb; b++) {
     if (!counts[b]) continue;
@@ -395,24 +378,7 @@ export function drawGroupedHistogram(
   });
   const totals = new Array(nb).fill(0).map((_, b) => counts.reduce((a, c) => a + c[b], 0));
   const cmax = Math.max(1, ...totals);
-  const X = (x: number) => left + ((x - lo) / (hi - lo)) * pw;
-  const Y = (c: number) => top + ph - (c / cmax) * ph;
-  ctx.fillStyle = "#333";
-  ctx.strokeStyle = "#e4e4e4";
-  ctx.textAlign = "right";
-  ctx.textBaseline = "middle";
-  for (const t of niceTicks(0, cmax, 4)) {
-    ctx.beginPath();
-    ctx.moveTo(left, Y(t));
-    ctx.lineTo(left + pw, Y(t));
-    ctx.stroke();
-    ctx.fillText(tickText(t), left - 4, Y(t));
-  }
-  ctx.textAlign = "center";
-  ctx.textBaseline = "top";
-  for (const t of niceTicks(lo, hi, Math.max(3, Math.floor(pw / 60)))) {
-    ctx.fillText(tickText(t), X(t), top + ph + 4);
-  }
+  const { X, Y } = histogramAxes(ctx, { left, top, pw, ph, lo, hi, cmax });
   for (let b = 0; b < nb; b++) {
     let base = 0;
     const x0 = X(lo + (b / nb) * (hi - lo)), x1 = X(lo + ((b + 1) / nb) * (hi - lo));
@@ -449,4 +415,31 @@ export function drawGroupedHistogram(
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
   ctx.fillText(o.title, left + pw / 2, 4);
+}
+
+/** A histogram's count grid and value ticks; returns the value → x and count → y maps. */
+function histogramAxes(
+  ctx: CanvasRenderingContext2D,
+  a: { left: number; top: number; pw: number; ph: number; lo: number; hi: number; cmax: number },
+): { X: (x: number) => number; Y: (c: number) => number } {
+  const { left, top, pw, ph, lo, hi, cmax } = a;
+  const X = (x: number) => left + ((x - lo) / (hi - lo)) * pw;
+  const Y = (c: number) => top + ph - (c / cmax) * ph;
+  ctx.fillStyle = "#333";
+  ctx.strokeStyle = "#e4e4e4";
+  ctx.textAlign = "right";
+  ctx.textBaseline = "middle";
+  for (const t of niceTicks(0, cmax, 4)) {
+    ctx.beginPath();
+    ctx.moveTo(left, Y(t));
+    ctx.lineTo(left + pw, Y(t));
+    ctx.stroke();
+    ctx.fillText(tickText(t), left - 4, Y(t));
+  }
+  ctx.textAlign = "center";
+  ctx.textBaseline = "top";
+  for (const t of niceTicks(lo, hi, Math.max(3, Math.floor(pw / 60)))) {
+    ctx.fillText(tickText(t), X(t), top + ph + 4);
+  }
+  return { X, Y };
 }

@@ -12,7 +12,16 @@ import { FIG1_OPTIONS, lambdaForBound, trainScToy } from "../experiments/fig1_co
 import { trainCeToy } from "../experiments/toy/ce_toy.ts";
 import { ceBoundCorollary2, scAnchorValueAtSimplex } from "../theory/mod.ts";
 import { drawLineChart, drawPoints } from "./chart.ts";
-import { $, acquireGpu, numberInput, PauseGate, releaseGpu, RunStopped, setText } from "./ui.ts";
+import {
+  $,
+  acquireGpu,
+  numberInput,
+  PauseGate,
+  releaseGpu,
+  RunStopped,
+  setText,
+  wireRunControls,
+} from "./ui.ts";
 
 const K = 3;
 
@@ -244,19 +253,7 @@ export function mountFig1(): void {
     }
   };
 
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    if (!running) run();
-  });
-  reset.addEventListener("click", () => {
-    if (running) gate.stop();
-    else {
-      clear();
-      setText(status, "reset");
-    }
-  });
-  clear();
-  start.disabled = false;
+  wireRunControls({ form, reset, start, status, gate, isRunning: () => running, run: run, clear });
 }
 
 function flat(y: number, steps: number): { x: number; y: number }[] {

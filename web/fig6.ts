@@ -27,7 +27,16 @@ import {
   tensor,
 } from "../mod.ts";
 import { CLASS_COLORS, drawGroupedHistogram, drawLineChart, drawPoints } from "./chart.ts";
-import { $, acquireGpu, numberInput, PauseGate, releaseGpu, RunStopped, setText } from "./ui.ts";
+import {
+  $,
+  acquireGpu,
+  numberInput,
+  PauseGate,
+  releaseGpu,
+  RunStopped,
+  setText,
+  wireRunControls,
+} from "./ui.ts";
 
 /** Wires the Fig. 6 panel (elements under `#fig6`). */
 export function mountFig6(): void {
@@ -191,18 +200,6 @@ export function mountFig6(): void {
     }
   };
 
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    if (!running) runIt();
-  });
-  reset.addEventListener("click", () => {
-    if (running) gate.stop();
-    else {
-      clear();
-      setText(status, "reset");
-    }
-  });
-  clear();
-  start.disabled = false;
+  wireRunControls({ form, reset, start, status, gate, isRunning: () => running, run: runIt, clear });
   setText(status, "ready");
 }

@@ -128,3 +128,32 @@ export function acquireGpu(name: string): string | null {
 export function releaseGpu(name: string): void {
   if (gpuHolder === name) gpuHolder = null;
 }
+
+/**
+ * Wires a panel's run controls: submitting the form starts `run` unless one is running; reset stops a run
+ * (through its gate) or, when idle, clears the panel. Then clears it and enables start.
+ */
+export function wireRunControls(c: {
+  form: HTMLFormElement;
+  reset: HTMLElement;
+  start: HTMLButtonElement;
+  status: HTMLElement;
+  gate: PauseGate;
+  isRunning: () => boolean;
+  run: () => unknown;
+  clear: () => void;
+}): void {
+  c.form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    if (!c.isRunning()) c.run();
+  });
+  c.reset.addEventListener("click", () => {
+    if (c.isRunning()) c.gate.stop();
+    else {
+      c.clear();
+      setText(c.status, "reset");
+    }
+  });
+  c.clear();
+  c.start.disabled = false;
+}
