@@ -1,0 +1,107 @@
+/**
+ * The candidate kernels of one GEMM: the tilings the autotuner (`engine/tune/`) may time for a GEMM of a
+ * given size and set of hooks. Every candidate computes the same product (results differ only in float32
+ * summation order); each is tested against float64 in `tests/ops_matmul_test.ts` and the conv tests.
+ *
+ * A candidate is identified by `tilingId`, a string derived from every field of its tiling, so that a cached
+ * winner names exactly one kernel and a tiling added later never collides with an old id.
+ *
+ * @module
+ */
+import {
+  fitTiling,
+  type GemmHooks,
+  type GemmLimits,
+  type GemmTiling,
+  REGISTER_TILING,
+  SHARED_TILING,
+  tilingMisfit,
+  validateTiling,
+} from "../../shaders/gemm.ts";
+import type { KernelStrategy } from "../strategy.ts";
+
+/** The size of one GEMM dispatch. */
+export interface GemmSizes {
+  /** Rows of C. */
+  M: number;
+  /** Columns of C. */
+  N: number;
+  /** Contraction length. */
+  K: number;
+  /** GEMMs along z. */
+  batch: number;
+}
+
+/** One kernel the tuner may pick for a GEMM. */
+export interface GemmCandidate {
+  /** Stable identifier (see `tilingId`). */
+  id: string;
+  /** The tiling the GEMM template generates the kernel with. */
+  tiling: GemmTiling;
+}
+
+/** A stable identifier of `t` from all its fields (fields added to `GemmTiling` later are included). */
+export function tilingId(t: GemmTiling): string {
+  const base = `${t.useWorkgroupMemory ? "wg" : "reg"}${t.tileM}x${t.tileN}x${t.tileK}t${t.threadM}x${t.threadN}`;
+  const known = new Set(["tileM", "tileN", "tileK", "threadM", "threadN", "useWorkgroupMemory"]);
+  const extra = Object.entries(t)
+    .filter(([k, v]) => !known.has(k) && v !== undefined && v !== false)
+    .sort(([a], [b]) => a < b ? -1 : 1)
+    .map(([k, v]) => `${k}=${v}`);
+  return extra.length ? `${base},${extra.join(",")}` : base;
+}
+
+/** Register-blocked tilings beside `REGISTER_TILING` (blocks per invocation × invocations per workgroup). */
+const REGISTER_VARIANTS: GemmTiling[] = [
+  REGISTER_TILING,
+  { tileM: 16, tileN: 128, tileK: 4, threadM: 8, threadN: 16, useWorkgroupMemory: false },
+  { tileM: 64, tileN: 64, tileK: 4, threadM: 8, threadN: 8, useWorkgroupMemory: false },
+  { tileM: 32, tileN: 64, tileK: 4, threadM: 16, threadN: 8, useWorkgroupMemory: false },
+];
+
+/** Workgroup-memory tilings beside `SHARED_TILING`. */
+const SHARED_VARIANTS: GemmTiling[] = [
+  SHARED_TILING,
+  { tileM: 32, tileN: 32, tileK: 16, threadM: 2, threadN: 4, useWorkgroupMemory: true },
+  { tileM: 64, tileN: 64, tileK: 8, threadM: 4, threadN: 4, useWorkgroupMemory: true },
+];
+
+/** What candidates depend on besides the GEMM: the device's limits and the kernel strategy. */
+export interface CandidateContext {
+  /** The device limits (names as in `GPUSupportedLimits`). */
+  limits: GemmLimits;
+  /** The kernel family the op's routes were generated for. */
+  strategy: KernelStrategy;
+}
+
+/**
+ * The candidates for a GEMM of `sizes` with `hooks`, the heuristic's `preferred` tiling first (so that a
+ * time cap that stops the tuner early keeps it), without duplicates (after `fitTiling` shrinks a register
+ * tiling to the problem) and without tilings the device's limits cannot hold.
+ */
+export function gemmCandidates(
+  sizes: GemmSizes,
+  _hooks: GemmHooks,
+  preferred: GemmTiling,
+  ctx: CandidateContext,
+): GemmCandidate[] {
+  const out: GemmCandidate[] = [];
+  const seen = new Set<string>();
+  const add = (t: GemmTiling) => {
+    try {
+      validateTiling(t);
+    } catch {
+      return;
+    }
+    if (tilingMisfit(t, ctx.limits) !== null) return;
+    const fitted = t.useWorkgroupMemory ? t : fitTiling(t, sizes.M, sizes.N);
+    const id = tilingId(fitted);
+    if (seen.has(id)) return;
+    seen.add(id);
+    out.push({ id, tiling: t });
+  };
+  add(preferred);
+  for (const t of REGISTER_VARIANTS) add(t);
+  for (const t of SHARED_VARIANTS) add(t);
+  return out;
+}
