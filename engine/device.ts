@@ -13,6 +13,10 @@ export interface AdapterReport {
   vendor: string;
   /** Architecture string the adapter reports (often empty). */
   architecture: string;
+  /** Device string the adapter reports (a PCI id, or empty). */
+  device?: string;
+  /** Description the adapter reports (driver and version where the implementation says; may be empty). */
+  description?: string;
   /** True for software/fallback adapters (llvmpipe, lavapipe, WARP). */
   isFallback: boolean;
   /** Limits granted to our device (what we requested, which is the adapter's maximum). */
@@ -57,6 +61,12 @@ export interface DeviceOptions {
    * variable `SUPCON_KERNELS` (where the runtime has one and grants it) is read.
    */
   kernels?: "auto" | "software" | "gpu";
+  /**
+   * How GEMM kernels are chosen (see `engine/tune/mode.ts`): `"off"` (heuristic), `"cached"` (default:
+   * cached measurements where present) or `"measure"` (time the candidates of every new shape class).
+   * Without this option the environment variable `SUPCON_TUNING` is read.
+   */
+  tuning?: "off" | "cached" | "measure";
 }
 
 /** A device together with the adapter report and device-level error state. */
@@ -126,6 +136,8 @@ export async function requestGpuDevice(options: DeviceOptions = {}): Promise<Gpu
       name,
       vendor,
       architecture,
+      device: info.device ?? "",
+      description: info.description ?? "",
       isFallback,
       limits: { ...requiredLimits },
       features: [...device.features].map(String).sort(),

@@ -25,3 +25,66 @@ export function environmentVariable(name: string): string | undefined {
     return undefined;
   }
 }
+
+interface DenoFiles {
+  permissions?: { querySync?(d: { name: "read" | "write"; path: string }): { state: string } };
+  readTextFile?(path: string): Promise<string>;
+  writeTextFile?(path: string, text: string): Promise<void>;
+  rename?(from: string, to: string): Promise<void>;
+  mkdir?(path: string, options: { recursive: boolean }): Promise<void>;
+  remove?(path: string): Promise<void>;
+  pid?: number;
+}
+
+/** Text-file access to one path of the host, where the runtime has files and grants them. */
+export interface HostTextFile {
+  /** The path. */
+  path: string;
+  /** The file's text, or null when it does not exist. */
+  read(): Promise<string | null>;
+  /** Replaces the file atomically (a temporary file in the same folder, then a rename). */
+  write(text: string): Promise<void>;
+}
+
+/**
+ * Read and write access to the text file at `path`, or a string saying why there is none (no such runtime,
+ * or `--allow-read`/`--allow-write` do not already grant the path: queried without a prompt).
+ */
+export function hostTextFile(path: string): HostTextFile | string {
+  const runtime = (globalThis as { Deno?: DenoFiles }).Deno;
+  if (!runtime?.readTextFile || !runtime.writeTextFile || !runtime.rename || !runtime.mkdir) {
+    return "this runtime has no file system";
+  }
+  const folder = path.replace(/[\\/][^\\/]*$/, "") || ".";
+  for (const name of ["read", "write"] as const) {
+    try {
+      const state = runtime.permissions?.querySync?.({ name, path: folder }).state;
+      if (state !== undefined && state !== "granted") return `--allow-${name} does not grant ${folder}`;
+    } catch {
+      return `--allow-${name} cannot be queried for ${folder}`;
+    }
+  }
+  const files = runtime as Required<DenoFiles>;
+  return {
+    path,
+    async read() {
+      try {
+        return await files.readTextFile(path);
+      } catch (e) {
+        if ((e as Error).name === "NotFound") return null;
+        throw e;
+      }
+    },
+    async write(text: string) {
+      await files.mkdir(folder, { recursive: true });
+      const tmp = `${path}.${files.pid ?? 0}.${Math.random().toString(36).slice(2)}.tmp`;
+      try {
+        await files.writeTextFile(tmp, text);
+        await files.rename(tmp, path);
+      } catch (e) {
+        await files.remove?.(tmp).catch(() => {});
+        throw e;
+      }
+    },
+  };
+}

@@ -16,6 +16,9 @@ import { BufferPool, type PoolStats } from "./buffer_pool.ts";
 import { type CompiledKernel, type KernelSpec, PipelineCache } from "./kernel.ts";
 import { environmentVariable } from "./environment.ts";
 import { KERNELS_ENV, type KernelStrategy, resolveKernelStrategy } from "./strategy.ts";
+import { Tuner } from "./tune/tuner.ts";
+import { resolveTuningMode, TUNING_ENV } from "./tune/mode.ts";
+import { defaultStore } from "./tune/store.ts";
 
 /** A buffer range bound to one binding of a kernel. */
 export interface BufferRange {
@@ -83,6 +86,11 @@ export class Gpu {
    * families can run on one device (the test suite does).
    */
   kernels: KernelStrategy;
+  /**
+   * The autotuner (see `engine/tune/tuner.ts`): its `mode` is chosen by `initDevice({ tuning })`, else
+   * `SUPCON_TUNING`, else "cached".
+   */
+  readonly tuner: Tuner;
   /** When true every new tensor is filled with NaN (or 0x7fffffff) so unwritten elements show in tests. */
   poison = false;
   /** When true each dispatch is submitted on its own inside an error scope, so errors name the op. */
@@ -138,6 +146,7 @@ export class Gpu {
     this.report = handle.report;
     this.kernels = kernels;
     this.pool = new BufferPool(this.device);
+    this.tuner = new Tuner(this);
     this.pool.onDestroy = () => this.#bindGroups.clear();
     this.pipelines = new PipelineCache(this.device);
   }
@@ -508,20 +517,32 @@ let pending: Promise<Gpu> | null = null;
 
 /**
  * Initialises (once) and returns the engine's GPU context. Called again, it returns the same context; a
- * `kernels` option given then re-selects the kernel strategy.
+ * `kernels` option given then re-selects the kernel strategy, and a `tuning` option the tuning mode.
  */
 export async function initDevice(options: DeviceOptions = {}): Promise<Gpu> {
   const strategy = (report: AdapterReport) =>
     options.kernels !== undefined
       ? resolveKernelStrategy(options.kernels, report)
       : resolveKernelStrategy(environmentVariable(KERNELS_ENV), report, KERNELS_ENV);
+  const tuning = () =>
+    options.tuning !== undefined
+      ? resolveTuningMode(options.tuning)
+      : resolveTuningMode(environmentVariable(TUNING_ENV), TUNING_ENV);
   if (!current) {
+    const mode = tuning(); // an unknown mode fails before a device is requested
     pending ??= requestGpuDevice(options)
-      .then((h) => (current = new Gpu(h, strategy(h.report))))
+      .then(async (h) => {
+        const g = new Gpu(h, strategy(h.report));
+        await g.tuner.open(mode, defaultStore());
+        return current = g;
+      })
       .finally(() => pending = null);
     return await pending;
   }
   if (options.kernels !== undefined) current.kernels = strategy(current.report);
+  if (options.tuning !== undefined && options.tuning !== current.tuner.mode) {
+    await current.tuner.open(tuning());
+  }
   return current;
 }
 

@@ -21,6 +21,8 @@ import {
 import { gemmLoopTrips } from "../../shaders/gemm.ts";
 import { MAX_LOOP_TRIPS } from "../../shaders/common.ts";
 import { dispatchSplitK } from "./gemm_split.ts";
+import { tunedGemmTiling } from "../tune/gemm_site.ts";
+import { tilingId } from "../tune/gemm_candidates.ts";
 
 export type { GemmHooks, GemmTiling } from "../../shaders/gemm.ts";
 
@@ -63,8 +65,8 @@ export interface GemmProgram {
 
 /**
  * Records one GEMM dispatch of `gemm`; `tiling` overrides the adapter's tiling for a shape that a special
- * block fits exactly. A contraction longer than `gemmMaxK(tiling)` is recorded as a split-K GEMM and a
- * fixed-order sum (two dispatches; `engine/ops/gemm_split.ts`).
+ * block fits exactly. Unless a tiling is forced with `setGemmTiling`, the autotuner (`engine/tune/`) may
+ * replace the heuristic's tiling with one measured faster for this GEMM on this adapter.
  */
 export function dispatchGemm(
   name: string,
@@ -72,17 +74,32 @@ export function dispatchGemm(
   gemm: GemmProgram,
   tiling: GemmTiling = gemmTiling(),
 ): void {
+  const chosen = tilingOverride ? tiling : tunedGemmTiling(name, sizes, gemm, tiling, dispatchTiledGemm);
+  dispatchTiledGemm(name, sizes, gemm, chosen);
+}
+
+/**
+ * Records one GEMM dispatch of `gemm` on `tiling` as given. A contraction longer than `gemmMaxK(tiling)` is
+ * recorded as a split-K GEMM and a fixed-order sum (two dispatches; `engine/ops/gemm_split.ts`).
+ */
+function dispatchTiledGemm(
+  name: string,
+  sizes: { M: number; N: number; K: number; batch: number },
+  gemm: GemmProgram,
+  tiling: GemmTiling,
+): void {
   // A contraction too long for one invocation's loop budget is split over more invocations.
   if (gemmLoopTrips(sizes.K, tiling) > MAX_LOOP_TRIPS) {
-    return dispatchSplitK(name, sizes, gemm, tiling, dispatchGemm);
+    return dispatchSplitK(name, sizes, gemm, tiling, dispatchTiledGemm);
   }
   // Generating a kernel costs far more host time than recording it (an unrolled one is ~100 KB of
   // WGSL): the source is memoised by the inputs of `gemmKernel`, so a training step only concatenates
   // hook strings.
   const { hooks } = gemm;
   const key =
-    `${sizes.M},${sizes.N},${sizes.K},${sizes.batch}|${tiling.tileM},${tiling.tileN},${tiling.tileK},` +
-    `${tiling.threadM},${tiling.threadN},${tiling.useWorkgroupMemory}|${hooks.decls}\u0000${hooks.readA}\u0000` +
+    `${sizes.M},${sizes.N},${sizes.K},${sizes.batch}|${
+      tilingId(tiling)
+    }|${hooks.decls}\u0000${hooks.readA}\u0000` +
     `${hooks.readB}\u0000${hooks.writeC}\u0000${hooks.readA4 ?? "-"}\u0000${hooks.readB4 ?? "-"}\u0000` +
     `${hooks.writeC4 ?? "-"}\u0000${hooks.readBT4 ?? "-"}`;
   runGenerated({

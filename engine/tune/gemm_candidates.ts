@@ -42,13 +42,20 @@ export interface GemmCandidate {
 
 /** A stable identifier of `t` from all its fields (fields added to `GemmTiling` later are included). */
 export function tilingId(t: GemmTiling): string {
-  const base = `${t.useWorkgroupMemory ? "wg" : "reg"}${t.tileM}x${t.tileN}x${t.tileK}t${t.threadM}x${t.threadN}`;
+  const base = `${
+    t.useWorkgroupMemory ? "wg" : "reg"
+  }${t.tileM}x${t.tileN}x${t.tileK}t${t.threadM}x${t.threadN}`;
   const known = new Set(["tileM", "tileN", "tileK", "threadM", "threadN", "useWorkgroupMemory"]);
   const extra = Object.entries(t)
     .filter(([k, v]) => !known.has(k) && v !== undefined && v !== false)
     .sort(([a], [b]) => a < b ? -1 : 1)
     .map(([k, v]) => `${k}=${v}`);
   return extra.length ? `${base},${extra.join(",")}` : base;
+}
+
+/** The id of `t` as a candidate for an M×N GEMM (register tilings are shrunk to the problem first). */
+export function candidateId(t: GemmTiling, sizes: GemmSizes): string {
+  return tilingId(t.useWorkgroupMemory ? t : fitTiling(t, sizes.M, sizes.N));
 }
 
 /** Register-blocked tilings beside `REGISTER_TILING` (blocks per invocation × invocations per workgroup). */
@@ -94,8 +101,7 @@ export function gemmCandidates(
       return;
     }
     if (tilingMisfit(t, ctx.limits) !== null) return;
-    const fitted = t.useWorkgroupMemory ? t : fitTiling(t, sizes.M, sizes.N);
-    const id = tilingId(fitted);
+    const id = candidateId(t, sizes);
     if (seen.has(id)) return;
     seen.add(id);
     out.push({ id, tiling: t });

@@ -1,0 +1,210 @@
+/**
+ * The autotuner: for each shape class of a tunable op (a "site", e.g. one GEMM's sizes and hooks), which
+ * candidate kernel to run on this adapter.
+ *
+ * Choosing is synchronous and cheap (ops call it while recording): a decision made earlier in the process,
+ * else the cache's winner (modes "cached" and "measure"), else the heuristic. In mode "measure" a site the
+ * cache lacks is queued; `measurePending()` (awaited between training steps by `train/loop.ts`, and by
+ * `deno task tune`) times its candidates on scratch buffers, keeps the fastest, and saves the cache. Every
+ * candidate computes the same result up to float32 summation order, so tuning never changes a result beyond
+ * that.
+ *
+ * @module
+ */
+import type { Gpu } from "../gpu.ts";
+import { TuningCache, type TuningEntry } from "./cache.ts";
+import { memoryStore, type TuningStore } from "./store.ts";
+import type { TuningMode } from "./mode.ts";
+import { type CandidateTime, timeCandidate, type TimingOptions } from "./timing.ts";
+
+/** Records candidates of one site on scratch buffers (made by `TuneSite.prepare`). */
+export interface SiteRunner {
+  /** Records one call of `candidate`. */
+  record(candidate: string): void;
+  /** Frees the scratch buffers. */
+  dispose(): void;
+}
+
+/** One shape class of a tunable op. */
+export interface TuneSite {
+  /** Cache key: op, sizes and everything else that selects the kernels (stable across runs). */
+  key: string;
+  /** Short human-readable name (op and sizes). */
+  label: string;
+  /** The heuristic's candidate (timed first). */
+  heuristic: string;
+  /** Candidate ids, the heuristic among them. */
+  candidates: string[];
+  /** Allocates scratch inputs and outputs to time candidates on. */
+  prepare(): SiteRunner;
+}
+
+/** What was decided for a site. */
+export interface TuneDecision {
+  /** The site's label. */
+  label: string;
+  /** The candidate used. */
+  choice: string;
+  /** The heuristic's candidate. */
+  heuristic: string;
+  /** Where the choice came from. */
+  source: "heuristic" | "cached" | "measured";
+  /** The measured entry, when there is one. */
+  entry?: TuningEntry;
+}
+
+/** The autotuner of one device (`gpu().tuner`). */
+export class Tuner {
+  /** The mode (see `engine/tune/mode.ts`); assignable. */
+  mode: TuningMode = "cached";
+  /** Milliseconds spent timing one site at most: candidates left when it runs out are not timed. */
+  capMs = 3000;
+  /** A candidate replaces the heuristic only when it is faster by more than this fraction (noise). */
+  margin = 0.03;
+  /** Timing options. */
+  timing: TimingOptions = {};
+  /** Where the cache is kept. */
+  store: TuningStore = memoryStore();
+  /** The last warning (a corrupt cache replaced, a cache that could not be saved), or null. */
+  warning: string | null = null;
+  #cache: TuningCache;
+  #decided = new Map<string, TuneDecision>();
+  #pending = new Map<string, TuneSite>();
+
+  /** The tuner of `gpu`'s device. */
+  constructor(private readonly gpu: Gpu) {
+    this.#cache = new TuningCache(gpu.report);
+  }
+
+  /** Selects `mode` and `store` and loads its cache; a corrupt cache is replaced, with a warning. */
+  async open(mode: TuningMode, store: TuningStore = this.store): Promise<void> {
+    this.mode = mode;
+    this.store = store;
+    this.#cache = new TuningCache(this.gpu.report);
+    this.#decided.clear();
+    this.#pending.clear();
+    if (mode === "off") return;
+    let text: string | null = null;
+    try {
+      text = await store.load();
+    } catch (e) {
+      this.#warn(`tuning cache ${store.location} is unreadable (${(e as Error).message}); using none`);
+      return;
+    }
+    const why = this.#cache.load(text);
+    if (why) {
+      this.#warn(`tuning cache ${store.location} is corrupt (${why}); replacing it with an empty one`);
+      await this.#save(null);
+    }
+  }
+
+  #warn(message: string): void {
+    this.warning = message;
+    console.warn(`warning: ${message}`);
+  }
+
+  async #save(current: string | null): Promise<void> {
+    try {
+      await this.store.save(this.#cache.serialize(current));
+    } catch (e) {
+      this.#warn(`tuning cache ${this.store.location} could not be written (${(e as Error).message})`);
+    }
+  }
+
+  /** The candidate to run for `site` now (see the module doc). */
+  choose(site: TuneSite): string {
+    if (this.mode === "off") return site.heuristic;
+    const decided = this.#decided.get(site.key);
+    if (decided) return decided.choice;
+    const entry = this.#cache.get(site.key);
+    if (entry && site.candidates.includes(entry.winner)) {
+      const d: TuneDecision = {
+        label: site.label,
+        choice: entry.winner,
+        heuristic: site.heuristic,
+        source: "cached",
+        entry,
+      };
+      this.#decided.set(site.key, d);
+      return d.choice;
+    }
+    if (this.mode === "measure") this.#pending.set(site.key, site);
+    return site.heuristic;
+  }
+
+  /** Sites queued for measurement. */
+  get pendingCount(): number {
+    return this.#pending.size;
+  }
+
+  /** Every decision made so far (measured and cached ones; heuristic ones of measured-mode sites). */
+  decisions(): TuneDecision[] {
+    return [...this.#decided.values()];
+  }
+
+  /**
+   * Times the candidates of every queued site (heuristic first, at most `capMs` per site), records the
+   * winners, and saves the cache. Pending GPU work is finished first. Returns the new decisions.
+   */
+  async measurePending(onSite?: (d: TuneDecision) => void): Promise<TuneDecision[]> {
+    const sites = [...this.#pending.values()];
+    this.#pending.clear();
+    const out: TuneDecision[] = [];
+    for (const site of sites) {
+      const d = await this.#measure(site);
+      this.#decided.set(site.key, d);
+      out.push(d);
+      onSite?.(d);
+    }
+    if (sites.length) {
+      let current: string | null = null;
+      try {
+        current = await this.store.load();
+      } catch { /* merged with nothing: this process's entries are written */ }
+      await this.#save(current);
+    }
+    return out;
+  }
+
+  async #measure(site: TuneSite): Promise<TuneDecision> {
+    const ms: Record<string, number | null> = {};
+    let method: CandidateTime["method"] = "wall";
+    const start = performance.now();
+    const runner = site.prepare();
+    try {
+      const order = [site.heuristic, ...site.candidates.filter((c) => c !== site.heuristic)];
+      for (const c of order) {
+        if (c !== site.heuristic && performance.now() - start > this.capMs) break;
+        const best = Math.min(...Object.values(ms).filter((v): v is number => v !== null));
+        try {
+          const t = await timeCandidate(this.gpu, () => runner.record(c), {
+            ...this.timing,
+            giveUpAboveMs: Number.isFinite(best) ? 3 * best : undefined,
+          });
+          ms[c] = t.ms;
+          method = t.method;
+        } catch {
+          ms[c] = null; // a candidate this device cannot run is never chosen
+        }
+      }
+    } finally {
+      runner.dispose();
+    }
+    // The heuristic keeps its place unless another candidate beats it by more than the noise margin.
+    const base = ms[site.heuristic];
+    let winner = site.heuristic;
+    let bestMs = base === null || base === undefined ? Infinity : base * (1 - this.margin);
+    for (const [c, t] of Object.entries(ms)) {
+      if (t !== null && t < bestMs) [winner, bestMs] = [c, t];
+    }
+    const entry: TuningEntry = {
+      winner,
+      heuristic: site.heuristic,
+      ms,
+      method,
+      at: new Date().toISOString(),
+    };
+    if (Object.values(ms).some((t) => t !== null)) this.#cache.set(site.key, entry);
+    return { label: site.label, choice: winner, heuristic: site.heuristic, source: "measured", entry };
+  }
+}
