@@ -22,6 +22,11 @@ export interface CellGeometry {
   acrossWeights: number | null;
   /** Mean γ of each representation to its class mean (1 at collapse). */
   toClassMeans: number;
+  /**
+   * Section 5.2, where the cell has it (a `deno task geometry` report): the empirical training loss
+   * against its optimum (SC: Theorem 2's mean over all multisets; CE, CE-fix: Theorem 1 at the measured ρ_Z).
+   */
+  bound: { empirical: number; theory: number } | null;
 }
 
 /** Everything `collect` knows about one cell. */
@@ -103,7 +108,12 @@ export function geometryOf(source: Json | null): CellGeometry | null {
   const simplexGamma = num(inner.simplexGamma), acrossMeans = num(means?.mean);
   const toClassMeans = num(toMean?.mean);
   if (simplexGamma === null || acrossMeans === null || toClassMeans === null) return null;
-  return { simplexGamma, acrossMeans, acrossWeights: num(w?.mean), toClassMeans };
+  const report = obj(g.acrossMeans) ? source : g;
+  const sc = obj(report.sc), ce = obj(report.ce);
+  const empirical = num(sc?.empirical) ?? num(ce?.empirical);
+  const theory = sc ? num(sc.boundMultisetMean) : num(ce?.bound);
+  const bound = empirical !== null && theory !== null ? { empirical, theory } : null;
+  return { simplexGamma, acrossMeans, acrossWeights: num(w?.mean), toClassMeans, bound };
 }
 
 /** Reads one cell of the sweep in `sweepDir`. */

@@ -5,7 +5,7 @@
  * @module
  */
 import { fmtNum, fmtPct, fmtSeconds, MarkdownReport } from "../experiments/report.ts";
-import { PAPER_PREACT_CONJECTURE, PAPER_RANDOM_LABELS } from "../experiments/paper.ts";
+import { PAPER_PREACT_CONJECTURE, PAPER_RANDOM_LABELS, PAPER_SECTION_5_2 } from "../experiments/paper.ts";
 import { LOSS_LABELS } from "../experiments/section5/time_to_fit.ts";
 import type { CellRecord } from "./collect_cells.ts";
 import type { CellState, SweepCell, SweepPlan } from "./plan.ts";
@@ -110,6 +110,31 @@ export function renderReport(inp: ReportInput): string {
           fmtPct(x.testError),
         ]),
       );
+      const bounds = withGeo.filter((x) => x.geometry!.bound);
+      if (bounds.length) {
+        r.paragraph(
+          "Section 5.2, theory vs. practice: the empirical training loss against its optimum (SC: Theorem 2's " +
+            "mean over all multisets, over the `--sc-batches` batches; CE, CE-fix: Theorem 1 at the measured ρ_Z). " +
+            `Paper (CIFAR-10, w/ aug., 100k iterations): SC ${PAPER_SECTION_5_2.sc.empirical} vs ` +
+            `${PAPER_SECTION_5_2.sc.theory}, CE ${PAPER_SECTION_5_2.ce.empirical} vs ${PAPER_SECTION_5_2.ce.theory}.`,
+        );
+        r.table(
+          ["Cell", "ours: empirical", "ours: optimum", "paper: empirical", "paper: optimum"],
+          bounds.map((x) => {
+            const l = x.cell.labels;
+            const paper = l.dataset === "cifar10" && l.augment && !l.preact && l.loss !== "ce-fix"
+              ? PAPER_SECTION_5_2[l.loss]
+              : null;
+            return [
+              `#${x.cell.index} ${cellLabel(x.cell)}`,
+              fmtNum(x.geometry!.bound!.empirical, 6),
+              fmtNum(x.geometry!.bound!.theory, 6),
+              paper ? String(paper.empirical) : "—",
+              paper ? String(paper.theory) : "—",
+            ];
+          }),
+        );
+      }
     }
   }
 

@@ -31,8 +31,8 @@ interface FixtureCell {
   state: "done" | "failed" | "running" | "pending";
   testError?: number;
   trainError?: number;
-  /** Section 5: a GeometrySummary in the summary. */
-  geometry?: { means: number; weights: number | null; toMean: number };
+  /** Section 5: a GeometrySummary in the summary, or (`report`) a `deno task geometry` report in geometry/. */
+  geometry?: { means: number; weights: number | null; toMean: number; report?: { empirical: number } };
   /** Random labels: the training error at each evaluation step. */
   evals?: [number, number][];
   /** Steps logged so far (running / pending / failed cells). */
@@ -203,8 +203,22 @@ async function writeFixture(
       imagesPerSecond: 100,
       sessionSeconds: 4,
       paths: {},
-      ...(f.geometry ? { geometry: geometrySummary(f.geometry) } : {}),
+      ...(f.geometry && !f.geometry.report ? { geometry: geometrySummary(f.geometry) } : {}),
     };
+    if (f.geometry?.report) {
+      await Deno.mkdir(join(cdir, "geometry"));
+      await Deno.writeTextFile(
+        join(cdir, "geometry", "summary.json"),
+        JSON.stringify({
+          checkpoint: join(cdir, "checkpoint.safetensors"),
+          step,
+          loss: f.labels.loss,
+          geometry: geometrySummary(f.geometry),
+          ce: null,
+          sc: { empirical: f.geometry.report.empirical, boundMultisetMean: 1.25, boundIidExpectation: 1.3 },
+        }),
+      );
+    }
     await Deno.writeTextFile(join(cdir, "summary.json"), JSON.stringify(summary));
     await Deno.writeTextFile(
       join(cdir, "done.json"),
@@ -256,7 +270,7 @@ const FIXTURE: FixtureCell[] = [
     state: "done",
     testError: 0.08,
     trainError: 0.0,
-    geometry: { means: 0.58, weights: null, toMean: 0.97 },
+    geometry: { means: 0.58, weights: null, toMean: 0.97, report: { empirical: 1.5 } },
   },
   { kind: "section5", labels: s5("ce", false), state: "done", testError: 0.2, trainError: 0.0 },
   { kind: "section5", labels: s5("sc", false), state: "failed", progress: 20 },
@@ -309,6 +323,10 @@ Deno.test({
       nodeAssert.equal(sc.probe_test_accuracy, 0.92);
       nodeAssert.equal(sc.probe_loss, 0.25);
       nodeAssert.equal(sc.gamma_across_weights, "");
+      nodeAssert.equal(sc.gamma_across_means, 0.58, "from geometry/summary.json");
+      nodeAssert.equal(sc.loss_empirical, 1.5);
+      nodeAssert.equal(sc.loss_optimum, 1.25);
+      nodeAssert.equal(ce0.loss_empirical, "");
       nodeAssert.equal(rows[5].failure, "exit 3: loss diverged at step 20");
       nodeAssert.equal(rows[5].step, 20);
       nodeAssert.equal(rows[7].step, 30, "a running cell shows its progress");
@@ -355,6 +373,10 @@ Deno.test({
       nodeAssert.match(report, /10 of 14 cells done/);
       nodeAssert.match(report, /γ across class means/);
       nodeAssert.match(report, /\| 0\.5500 \| 0\.6000 \| 0\.9000 \| 10\.0 \|/);
+      nodeAssert.match(
+        report,
+        /\| #3 SC, cifar10, w\/ aug\., seed 0 \| 1\.50000 \| 1\.25000 \| 824\.731 \| 824\.487 \|/,
+      );
 
       // Missing cells: every cell not done, with state, index and id; never dropped.
       const missing = report.slice(report.indexOf("## Missing cells"));
