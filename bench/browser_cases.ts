@@ -9,13 +9,9 @@
 import { gpu } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
 import { tensor } from "../engine/tensor.ts";
-import { tidy } from "../engine/scope.ts";
 import { matmul } from "../engine/ops/matmul.ts";
-import { crossEntropy } from "../engine/ops/loss.ts";
-import { SGD } from "../engine/optim/sgd.ts";
-import { ResNet18 } from "../models/resnet.ts";
-import { LinearClassifier } from "../models/classifier.ts";
 import { resnet18StepFlop, seededValues as random } from "./harness.ts";
+import { resnetTrainStep } from "./resnet_step.ts";
 
 /** One timed case. */
 export interface CaseTiming {
@@ -72,19 +68,7 @@ export async function benchMatmul1024(samples = 5, calls = 3): Promise<CaseTimin
  * `steps` steps each synced.
  */
 export async function benchResNetStep(batch = 8, steps = 3, width = 1): Promise<CaseTiming> {
-  const model = new ResNet18({ width, seed: 1 });
-  const head = new LinearClassifier(model.featureDim, 10, { seed: 2 });
-  const params = [...model.parameters(), ...head.parameters()];
-  const sgd = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const x = tensor(random(batch * 3 * 32 * 32, 7), [batch, 3, 32, 32]);
-  const labels = tensor(Array.from({ length: batch }, (_, i) => i % 10), [batch], { dtype: "i32" });
-  const step = () =>
-    tidy(() => {
-      const loss = crossEntropy(head.forward(model.forward(x)), labels);
-      sgd.zeroGrad();
-      loss.backward(undefined, { releaseIntermediates: true });
-      sgd.step();
-    });
+  const { step, dispose } = resnetTrainStep(batch, width);
   const t0 = performance.now();
   for (let i = 0; i < 2; i++) {
     step();
@@ -99,10 +83,7 @@ export async function benchResNetStep(batch = 8, steps = 3, width = 1): Promise<
     times.push(performance.now() - t);
   }
   const flops = resnet18StepFlop(batch, Math.round(64 * width)); // as bench/run.ts counts a step
-  x.dispose();
-  labels.dispose();
-  sgd.dispose();
-  for (const t of [...params, ...model.buffers()]) t.dispose();
+  dispose();
   const m = median(times);
   return {
     case: `ResNet-18 train step (CE, SGD momentum), batch ${batch}`,

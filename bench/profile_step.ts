@@ -16,13 +16,8 @@
 import process from "node:process";
 import { gpu, initDevice } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
-import { tensor } from "../engine/tensor.ts";
-import { tidy } from "../engine/scope.ts";
-import { crossEntropy } from "../engine/ops/loss.ts";
-import { SGD } from "../engine/optim/sgd.ts";
-import { ResNet18 } from "../models/resnet.ts";
-import { LinearClassifier } from "../models/classifier.ts";
-import { arg, seededValues as random } from "./harness.ts";
+import { arg } from "./harness.ts";
+import { resnetTrainStep } from "./resnet_step.ts";
 
 if (Deno.args.includes("--help")) {
   console.log(
@@ -74,22 +69,7 @@ interface BatchResult {
 }
 
 async function profileBatch(batch: number): Promise<BatchResult> {
-  const model = new ResNet18({ width: WIDTH, seed: 1 });
-  const head = new LinearClassifier(model.featureDim, 10, { seed: 2 });
-  const sgd = new SGD([...model.parameters(), ...head.parameters()], {
-    lr: 0.01,
-    momentum: 0.9,
-    weightDecay: 5e-4,
-  });
-  const x = tensor(random(batch * 3 * 32 * 32, 7), [batch, 3, 32, 32]);
-  const labels = tensor(Array.from({ length: batch }, (_, i) => i % 10), [batch], { dtype: "i32" });
-  const step = () =>
-    tidy(() => {
-      const loss = crossEntropy(head.forward(model.forward(x)), labels);
-      sgd.zeroGrad();
-      loss.backward(undefined, { releaseIntermediates: true });
-      sgd.step();
-    });
+  const { step, dispose } = resnetTrainStep(batch, WIDTH);
   // The first step compiles the step's pipelines (the first batch size of the process pays for most).
   const pipelines0 = gpu().counters.pipelines;
   const warm: number[] = [];
@@ -148,10 +128,7 @@ async function profileBatch(batch: number): Promise<BatchResult> {
       console.log(`    ${k.name.padEnd(50)} ${k.ms.toFixed(2).padStart(9)} ms ×${k.count}`);
     }
   }
-  x.dispose();
-  labels.dispose();
-  sgd.dispose();
-  for (const p of [...model.parameters(), ...head.parameters()]) p.dispose();
+  dispose();
   await g.sync();
   return {
     batch,

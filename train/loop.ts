@@ -243,6 +243,9 @@ export class TrainLoop<E = unknown> {
     while (state.step < T) {
       tidy(() => monitor.record(o.step(state.step)));
       gpu().flush();
+      // In tuning mode "measure", GEMM shapes first seen in this step are timed now, between steps: from the
+      // next step on they run on their measured winners (engine/tune/tuner.ts).
+      if (gpu().tuner.pendingCount > 0) await gpu().tuner.measurePending();
       state.step++;
       o.progress?.tick(1);
       await throttle.tick();

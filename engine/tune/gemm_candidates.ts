@@ -14,6 +14,7 @@ import {
   type GemmLimits,
   type GemmTiling,
   REGISTER_TILING,
+  SHARED_SCALAR_TILING,
   SHARED_TILING,
   tilingMisfit,
   validateTiling,
@@ -66,12 +67,33 @@ const REGISTER_VARIANTS: GemmTiling[] = [
   { tileM: 32, tileN: 64, tileK: 4, threadM: 16, threadN: 8, useWorkgroupMemory: false },
 ];
 
-/** Workgroup-memory tilings beside `SHARED_TILING`. */
+/**
+ * Workgroup-memory tilings beside `SHARED_TILING` (vec4 64×64×16, 4×4 per invocation): larger vec4 tiles
+ * for large GEMMs (more products per staged byte), a small one for GEMMs with few output tiles, and the
+ * scalar kernel (the one kernel whose A staging is four scalar reads anyway, e.g. a transposed A, may
+ * lose nothing by it). All fit WebGPU's default limits (≤ 12 KiB of workgroup memory, ≤ 256 invocations).
+ */
 const SHARED_VARIANTS: GemmTiling[] = [
   SHARED_TILING,
-  { tileM: 32, tileN: 32, tileK: 16, threadM: 2, threadN: 4, useWorkgroupMemory: true },
-  { tileM: 64, tileN: 64, tileK: 8, threadM: 4, threadN: 4, useWorkgroupMemory: true },
+  { tileM: 128, tileN: 64, tileK: 16, threadM: 8, threadN: 4, useWorkgroupMemory: true, vec4: true },
+  { tileM: 128, tileN: 128, tileK: 8, threadM: 8, threadN: 8, useWorkgroupMemory: true, vec4: true },
+  { tileM: 32, tileN: 32, tileK: 32, threadM: 4, threadN: 4, useWorkgroupMemory: true, vec4: true },
+  SHARED_SCALAR_TILING,
 ];
+
+/** Output tiles (× batch) below which a long contraction also gets split-K candidates. */
+const SPLIT_MAX_TILES = 16;
+
+/** Shortest contraction chunk of a split-K candidate. */
+const SPLIT_MIN_K = 256;
+
+/** Split factors worth timing for `sizes` on tiling `t`: long K and too few output tiles to fill a GPU. */
+export function splitKFactors(sizes: GemmSizes, t: GemmTiling): number[] {
+  const f = t.useWorkgroupMemory ? t : fitTiling(t, sizes.M, sizes.N);
+  const tiles = Math.ceil(sizes.M / f.tileM) * Math.ceil(sizes.N / f.tileN) * sizes.batch;
+  if (tiles >= SPLIT_MAX_TILES) return [];
+  return [4, 16].filter((S) => sizes.K / S >= SPLIT_MIN_K && sizes.batch * S <= 65535);
+}
 
 /** What candidates depend on besides the GEMM: the device's limits and the kernel strategy. */
 export interface CandidateContext {
@@ -109,5 +131,12 @@ export function gemmCandidates(
   add(preferred);
   for (const t of REGISTER_VARIANTS) add(t);
   for (const t of SHARED_VARIANTS) add(t);
+  // Split-K of the heuristic's tiling for long-K GEMMs with few output tiles (e.g. the grad weight of deep
+  // layers at a small batch): the chunks fill more of the GPU, a fixed-order sum adds them.
+  if (!preferred.splitK) {
+    for (const S of splitKFactors(sizes, preferred)) {
+      add({ ...preferred, splitK: S });
+    }
+  }
   return out;
 }

@@ -70,6 +70,8 @@ export function tunedGemmTiling(
   const list = () =>
     candidates ??= gemmCandidates(sizes, hooks, preferred, { limits: g.report.limits, strategy: g.kernels });
   const heuristic = candidateId(preferred, sizes);
+  // Sizes now: the tensors may be disposed (and their buffers reused) before the site is measured.
+  const bytes = bindings.map((b) => b.access === "uniform" ? 0 : bindingBytes(b));
   const site: TuneSite = {
     key: `gemm|${name}|${sizes.M}x${sizes.N}x${sizes.K}x${sizes.batch}|${hash}`,
     label,
@@ -78,14 +80,14 @@ export function tunedGemmTiling(
       return list().map((c) => c.id);
     },
     prepare() {
-      const scratch = bindings.map((b) =>
+      const scratch = bindings.map((b, i) =>
         b.access === "uniform" ? null : g.device.createBuffer({
-          size: Math.max(16, Math.ceil(bindingBytes(b) / 16) * 16),
+          size: Math.max(16, Math.ceil(bytes[i] / 16) * 16),
           usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
         })
       );
       const scratchBindings = bindings.map((b, i) =>
-        scratch[i] ? { ...b, buffer: { buffer: scratch[i]!, offset: 0, size: bindingBytes(b) } } : b
+        scratch[i] ? { ...b, buffer: { buffer: scratch[i]!, offset: 0, size: bytes[i] } } : b
       );
       return {
         record(id: string) {

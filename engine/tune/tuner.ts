@@ -61,6 +61,8 @@ export class Tuner {
   capMs = 3000;
   /** A candidate replaces the heuristic only when it is faster by more than this fraction (noise). */
   margin = 0.03;
+  /** Measure every site again, ignoring cached winners (`deno task tune --fresh`); results are still saved. */
+  remeasure = false;
   /** Timing options. */
   timing: TimingOptions = {};
   /** Where the cache is kept. */
@@ -116,7 +118,7 @@ export class Tuner {
     if (this.mode === "off") return site.heuristic;
     const decided = this.#decided.get(site.key);
     if (decided) return decided.choice;
-    const entry = this.#cache.get(site.key);
+    const entry = this.remeasure ? undefined : this.#cache.get(site.key);
     if (entry && site.candidates.includes(entry.winner)) {
       const d: TuneDecision = {
         label: site.label,
