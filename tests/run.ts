@@ -43,7 +43,7 @@ const TINT_FLAGS = [
 
 /** Test files re-run with the hardware-GPU kernels: everything that generates kernels for ops and models. */
 const GPU_STRATEGY_FILES =
-  /^tests\/(ops_\w+|models|optim|training|engine_core|augment|memory|loop_cap|perf_invariants)_test\.ts$/;
+  /^tests\/(ops_\w+|models|optim|training|engine_core|augment|memory|loop_cap|perf_invariants|tuning)_test\.ts$/;
 
 interface Row {
   implementation: string;
@@ -90,7 +90,13 @@ async function run(argv: string[], env: Record<string, string>): Promise<{ code:
 
 /** Counts from `deno test`'s summary (`ok | 12 passed (3 steps) | 0 failed`); steps are not counted. */
 async function denoTest(kernels: string, testFiles: string[]): Promise<void> {
-  const env = { SUPCON_KERNELS: kernels, SUPCON_WGSL_DUMP: dump };
+  // Tuning off unless asked for: a developer's tuning cache must not change the kernels under test (the
+  // tuning tests select their modes and caches themselves).
+  const env = {
+    SUPCON_KERNELS: kernels,
+    SUPCON_WGSL_DUMP: dump,
+    SUPCON_TUNING: Deno.env.get("SUPCON_TUNING") ?? "off",
+  };
   const { code, tail } = await run(
     ["test", ...TEST_FLAGS, "--preload", "tests/wgsl_dump_preload.ts", ...testFiles],
     env,

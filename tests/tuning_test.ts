@@ -18,7 +18,12 @@ import type { TuneSite } from "../engine/tune/tuner.ts";
 import { matmulRef } from "./reference/matmul_ref.ts";
 
 /** Runs `fn` with the device's tuner in `mode` on `store`, then restores mode "off" with a fresh store. */
-async function withTuner(g: Gpu, mode: "cached" | "measure", store: TuningStore, fn: () => Promise<void>) {
+async function withTuner(
+  g: Gpu,
+  mode: "cached" | "measure",
+  store: TuningStore,
+  fn: () => void | Promise<void>,
+) {
   await g.tuner.open(mode, store);
   try {
     await fn();
@@ -92,12 +97,12 @@ test("tuning: the cache is written, reused, and ignored for another adapter or e
   const text = await store.load();
   assert.ok(text, "the cache was written");
   assert.equal(JSON.parse(text!).format, TUNING_FORMAT);
-  await withTuner(g, "cached", store, async () => {
+  await withTuner(g, "cached", store, () => {
     assert.equal(g.tuner.choose(site), "fast", "reused");
     assert.equal(g.tuner.pendingCount, 0);
     assert.equal(g.tuner.decisions()[0].source, "cached");
   });
-  await withTuner(g, "measure", store, async () => {
+  await withTuner(g, "measure", store, () => {
     assert.equal(g.tuner.choose(site), "fast", "a cached site is not measured again");
     assert.equal(g.tuner.pendingCount, 0);
   });
@@ -127,7 +132,7 @@ test("tuning: a corrupt cache is replaced with a warning, never a crash", async 
     const warnings: string[] = [];
     console.warn = (m: string) => warnings.push(m);
     try {
-      await withTuner(g, "cached", store, () => Promise.resolve());
+      await withTuner(g, "cached", store, () => {});
     } finally {
       console.warn = warn;
     }
