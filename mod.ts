@@ -41,6 +41,13 @@ export {
   resolveKernelStrategy,
 } from "./engine/strategy.ts";
 export type { GpuDeviceHandle } from "./engine/device.ts";
+// Autotuning: measured kernel choices per adapter, cached
+export { type SiteRunner, type TuneDecision, Tuner, type TuneSite } from "./engine/tune/tuner.ts";
+export { resolveTuningMode, TUNING_CACHE_ENV, TUNING_ENV, type TuningMode } from "./engine/tune/mode.ts";
+export { adapterKey, TUNING_FORMAT, TuningCache, type TuningEntry } from "./engine/tune/cache.ts";
+export { defaultCachePath, defaultStore, memoryStore, type TuningStore } from "./engine/tune/store.ts";
+export { type CandidateTime, timeCandidate, type TimingOptions } from "./engine/tune/timing.ts";
+export { VERSION } from "./engine/version.ts";
 export { BufferPool, type PoolStats, sizeClass } from "./engine/buffer_pool.ts";
 export { type CompiledKernel, type KernelSpec, PipelineCache } from "./engine/kernel.ts";
 export {
