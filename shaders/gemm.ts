@@ -25,9 +25,11 @@
  *
  * Two tilings: register blocking without workgroup memory (each invocation computes a
  * threadM×threadN block, fastest on software adapters such as llvmpipe) and workgroup-memory tiles
- * (tileM×tileN×tileK tiles staged in `var<workgroup>` arrays, for real GPUs).
+ * (tileM×tileN×tileK tiles staged in `var<workgroup>` arrays, for real GPUs: scalar here, or vec4 staging
+ * and accumulation with `vec4: true` in `shaders/gemm_tiles.ts`).
  */
 import { loopBudgetError, loopTrips, MAX_LOOP_TRIPS } from "./common.ts";
+import { tileKernel, tileLoopTrips } from "./gemm_tiles.ts";
 
 /** How the GEMM is split over workgroups and invocations. */
 export interface GemmTiling {
@@ -43,6 +45,17 @@ export interface GemmTiling {
   threadN: number;
   /** Stage tiles of A and B in workgroup memory (real GPUs) or read straight from storage. */
   useWorkgroupMemory: boolean;
+  /**
+   * Workgroup tiles only: stage and accumulate vec4s (`readA4`/`readB4`/`writeC4`; `shaders/gemm_tiles.ts`)
+   * instead of scalar hook calls.
+   */
+  vec4?: boolean;
+  /**
+   * Split the contraction into at least this many chunks (one GEMM of batch·S entries and a fixed-order
+   * sum, `engine/ops/gemm_split.ts`), for long-K GEMMs with too few output tiles to fill a GPU. Honoured by
+   * `dispatchGemm`; `gemmKernel` ignores it.
+   */
+  splitK?: number;
 }
 
 /**
@@ -82,8 +95,23 @@ export function fitTiling(t: GemmTiling, M: number, N: number): GemmTiling {
   return f;
 }
 
-/** Workgroup-memory tiling for real GPUs: 64×64 tiles, 16×16 invocations of 4×4 each, K step 16. */
+/**
+ * Workgroup-memory tiling for real GPUs (the "gpu" strategy's): 64×64 tiles, 16×16 invocations of 4×4
+ * each, K step 16, staged and accumulated as vec4s (`shaders/gemm_tiles.ts`; on llvmpipe 2.6× the scalar
+ * kernel's rate on a 1024³ matmul).
+ */
 export const SHARED_TILING: GemmTiling = {
+  tileM: 64,
+  tileN: 64,
+  tileK: 16,
+  threadM: 4,
+  threadN: 4,
+  useWorkgroupMemory: true,
+  vec4: true,
+};
+
+/** The same tiles with scalar hook calls and scalar workgroup arrays (the "gpu" strategy's first kernel). */
+export const SHARED_SCALAR_TILING: GemmTiling = {
   tileM: 64,
   tileN: 64,
   tileK: 16,
@@ -182,6 +210,10 @@ export function validateTiling(t: GemmTiling): void {
   }
   const invocations = (t.tileM / t.threadM) * (t.tileN / t.threadN);
   if (invocations > 256) throw new Error(`gemm: ${invocations} invocations per workgroup (max 256)`);
+  if (t.vec4 && !t.useWorkgroupMemory) throw new Error(`gemm: vec4 needs workgroup tiles`);
+  if (t.splitK !== undefined && (!Number.isInteger(t.splitK) || t.splitK < 1)) {
+    throw new Error(`gemm: bad splitK ${t.splitK}`);
+  }
   if (t.useWorkgroupMemory) {
     if (t.tileK % 4 !== 0) throw new Error(`gemm: tileK ${t.tileK} must be a multiple of 4`);
     if ((t.tileM + t.tileN) * t.tileK * 4 > 16384) {
@@ -245,7 +277,9 @@ export function gemmKernel(spec: GemmSpec): GemmKernel {
   checkSpec(spec);
   const budget = loopBudgetError(gemmLoopTrips(spec.K, spec.tiling), `a contraction of K = ${spec.K}`);
   if (budget) throw new Error(`gemm: ${budget} (dispatchGemm splits it)`);
-  if (spec.tiling.useWorkgroupMemory) return sharedKernel(spec);
+  if (spec.tiling.useWorkgroupMemory) {
+    return spec.tiling.vec4 ? tileKernel(spec, hookFunctions(spec)) : sharedKernel(spec);
+  }
   return registerKernel({ ...spec, tiling: fitTiling(spec.tiling, spec.M, spec.N) });
 }
 
@@ -258,9 +292,11 @@ export const UNROLL_K = 32;
  * Loop iterations of one invocation of the GEMM of contraction length `K` on tiling `t`, counted with
  * `loopTrips` against the budget `MAX_LOOP_TRIPS` (hooks must contain no loops): the register kernel's K
  * loop in steps of 4 and its K % 4 tail (none when K ≤ UNROLL_K); the workgroup-tile kernel's K loop in
- * steps of tileK, each step with its two staging loops and its tileK loop.
+ * steps of tileK, each step with its two staging loops and its tileK loop (the vec4 tile kernel: its
+ * tileK/4 loop only, `tileLoopTrips`).
  */
 export function gemmLoopTrips(K: number, t: GemmTiling): number {
+  if (t.useWorkgroupMemory && t.vec4) return tileLoopTrips(K, t);
   if (t.useWorkgroupMemory) {
     const threads = (t.tileM / t.threadM) * (t.tileN / t.threadN);
     const loadsA = Math.ceil((t.tileM * t.tileK) / threads);

@@ -24,11 +24,14 @@ export interface SplitK {
   Kc: number;
 }
 
-/** The split of a contraction of length `K` on tiling `t` (S = 1 when one dispatch can take it). */
+/**
+ * The split of a contraction of length `K` on tiling `t`: as few chunks as the loop budget allows (S = 1
+ * when one dispatch can take it), or `t.splitK` chunks when it asks for more (at most one per K step).
+ */
 export function splitK(K: number, t: GemmTiling): SplitK {
   const maxK = gemmMaxK(t);
-  const S = Math.max(1, Math.ceil(K / maxK));
   const step = t.useWorkgroupMemory ? Math.max(4, t.tileK) : 4;
+  const S = Math.max(1, Math.ceil(K / maxK), Math.min(t.splitK ?? 1, Math.ceil(K / step)));
   return { S, Kc: Math.ceil(K / S / step) * step };
 }
 

@@ -15,7 +15,10 @@ import { type GemmSizes, splitK, splitKHooks, splitKSumCode } from "../../shader
 /** What `dispatchGemm` does with a GEMM that fits the loop budget. */
 export type GemmDispatch = (name: string, sizes: GemmSizes, gemm: GemmProgram, tiling: GemmTiling) => void;
 
-/** Records `sizes` (K too long for one dispatch on `tiling`) as a split-K GEMM and its sum. */
+/**
+ * Records `sizes` (K too long for one dispatch on `tiling`, or a tiling with `splitK`) as a split-K GEMM
+ * and its sum.
+ */
 export function dispatchSplitK(
   name: string,
   sizes: GemmSizes,
@@ -38,7 +41,7 @@ export function dispatchSplitK(
     `${name}.splitK`,
     { M: sizes.M, N: sizes.N, K: split.Kc, batch },
     { hooks: splitKHooks(hooks, sizes, split), bindings: [...bindings, write("gemmPart", part)] },
-    tiling,
+    { ...tiling, splitK: undefined }, // the chunks are not split again
   );
   runKernel({
     name: `${name}.splitK.sum`,

@@ -88,8 +88,9 @@ function dispatchTiledGemm(
   gemm: GemmProgram,
   tiling: GemmTiling,
 ): void {
-  // A contraction too long for one invocation's loop budget is split over more invocations.
-  if (gemmLoopTrips(sizes.K, tiling) > MAX_LOOP_TRIPS) {
+  // A contraction too long for one invocation's loop budget is split over more invocations; a tiling's
+  // `splitK` asks for a split anyway (long K, few output tiles).
+  if ((tiling.splitK ?? 1) > 1 || gemmLoopTrips(sizes.K, tiling) > MAX_LOOP_TRIPS) {
     return dispatchSplitK(name, sizes, gemm, tiling, dispatchTiledGemm);
   }
   // Generating a kernel costs far more host time than recording it (an unrolled one is ~100 KB of

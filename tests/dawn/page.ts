@@ -21,6 +21,7 @@ import "../models_test.ts";
 import "../training_test.ts";
 import "../memory_test.ts";
 import "../perf_invariants_test.ts";
+import "../gemm_candidates_test.ts";
 import "../tuning_test.ts";
 import { registeredTests } from "../harness.ts";
 import { gpu, initDevice } from "../../engine/gpu.ts";
