@@ -23,6 +23,7 @@ import { TEST_ERROR_COLUMNS, testErrorCsvRows, testErrorEntries } from "./collec
 import { FIT_COLUMNS, fitCsvRows, type FitFigure, fitFigures, fitPoints } from "./collect_fit.ts";
 import { renderReport, stateCounts } from "./collect_report.ts";
 import { writeReport } from "../experiments/report.ts";
+import { UsageError } from "./errors.ts";
 
 /** Columns of results.csv. */
 export const RESULTS_COLUMNS = [
@@ -270,27 +271,18 @@ export function describeCollect(r: CollectResult): string {
   return lines.join("\n");
 }
 
-/** `collect DIR [--json]`: returns the exit status (0, or 2 for a usage error). */
+/**
+ * `collect DIR [--json]` (dispatched by sweep/main.ts, which turns a PlanError or UsageError into exit 2):
+ * returns the exit status.
+ */
 export async function collectMain(args: readonly string[]): Promise<number> {
   const json = args.includes("--json");
   const rest = args.filter((a) => a !== "--json");
   if (rest.length !== 1 || rest[0].startsWith("-")) {
-    console.error("usage: deno task sweep collect DIR [--json]");
-    return 2;
+    throw new UsageError(`collect takes one plan folder (and --json), got ${JSON.stringify(rest.join(" "))}`);
   }
-  let result: CollectResult;
-  try {
-    result = await collect(rest[0], { quiet: json });
-  } catch (e) {
-    const msg = (e as Error).message.split("\n")[0];
-    console.error(
-      e instanceof Deno.errors.NotFound ? `collect: no sweep in ${rest[0]}: ${msg}` : `collect: ${msg}`,
-    );
-    return e instanceof Deno.errors.NotFound ? 2 : 1;
-  }
+  const result = await collect(rest[0], { quiet: json });
   if (json) printJsonLine(result);
   else console.error(describeCollect(result));
   return 0;
 }
-
-if (import.meta.main) Deno.exit(await collectMain(Deno.args));

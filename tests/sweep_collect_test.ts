@@ -464,7 +464,7 @@ Deno.test({
       await Deno.writeTextFile(join(dir, "report.md"), "old report\n");
       await Deno.writeTextFile(join(dir, "results.csv"), "old\n");
       const child = new Deno.Command(Deno.execPath(), {
-        args: ["run", "--allow-read", "--allow-write", "--allow-env", "sweep/collect.ts", dir],
+        args: ["run", "--allow-read", "--allow-write", "--allow-env", "sweep/main.ts", "collect", dir],
         env: { SUPCON_FAULT_POINT: "write:report.md", SUPCON_FAULT_HOLD: "1" },
         cwd: new URL("..", import.meta.url).pathname,
         stdout: "null",
