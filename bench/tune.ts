@@ -4,8 +4,10 @@
  * the tuning cache (`engine/tune/store.ts`: `$SUPCON_TUNING_CACHE`, else the user's cache folder), which
  * every later run reads in the default tuning mode ("cached").
  *
- * Usage: deno task tune [--batch 8] [--width 1] [--fresh] [--cap-ms 3000] [--json out.json]
+ * Usage: deno task tune [--batch 8] [--width 1] [--fresh] [--cap-ms 3000] [--limit N] [--json out.json]
  *   --fresh   measure every GEMM again, even those the cache has
+ *   --cap-ms  time spent on one GEMM's candidates at most (the heuristic is always timed)
+ *   --limit   measure only the first N GEMM shapes (a quick rehearsal)
  *
  * @module
  */
@@ -16,14 +18,17 @@ import { adapterLine, arg, markdownTable } from "./harness.ts";
 import { resnetTrainStep } from "./resnet_step.ts";
 
 if (Deno.args.includes("--help")) {
-  console.log("deno task tune [--batch 8] [--width 1] [--fresh] [--cap-ms 3000] [--json out.json]");
+  console.log(
+    "deno task tune [--batch 8] [--width 1] [--fresh] [--cap-ms 3000] [--limit N] [--json out.json]",
+  );
   Deno.exit(0);
 }
 const BATCH = Number(arg("batch", "8"));
 const WIDTH = Number(arg("width", "1"));
 const CAP_MS = Number(arg("cap-ms", "3000"));
 const JSON_OUT = arg("json", "");
-for (const [name, v] of [["batch", BATCH], ["width", WIDTH], ["cap-ms", CAP_MS]] as const) {
+const LIMIT = Number(arg("limit", "Infinity"));
+for (const [name, v] of [["batch", BATCH], ["width", WIDTH], ["cap-ms", CAP_MS], ["limit", LIMIT]] as const) {
   if (!(v > 0)) {
     console.error(`tune: --${name} must be a positive number`);
     Deno.exit(2);
@@ -54,7 +59,8 @@ let i = 0;
 const measured = await g.tuner.measurePending((d) => {
   const ms = d.entry?.ms ?? {};
   console.log(`[${++i}/${n}] ${d.label}: ${fmt(ms[d.heuristic])} → ${d.choice} ${fmt(ms[d.choice])}`);
-});
+}, LIMIT);
+if (g.tuner.pendingCount) console.log(`--limit ${LIMIT}: ${g.tuner.pendingCount} shapes left unmeasured`);
 const seconds = (performance.now() - t0) / 1000;
 model.dispose();
 

@@ -40,6 +40,8 @@ interface DenoFiles {
 export interface HostTextFile {
   /** The path. */
   path: string;
+  /** Why the file cannot be written (`--allow-write` does not grant its folder), or null. */
+  readOnly: string | null;
   /** The file's text, or null when it does not exist. */
   read(): Promise<string | null>;
   /** Replaces the file atomically (a temporary file in the same folder, then a rename). */
@@ -47,8 +49,9 @@ export interface HostTextFile {
 }
 
 /**
- * Read and write access to the text file at `path`, or a string saying why there is none (no such runtime,
- * or `--allow-read`/`--allow-write` do not already grant the path: queried without a prompt).
+ * Access to the text file at `path`, or a string saying why there is none (no such runtime, or
+ * `--allow-read` does not already grant the path: queried without a prompt). Without `--allow-write` for its
+ * folder the file is read-only, and `write` throws saying so.
  */
 export function hostTextFile(path: string): HostTextFile | string {
   const runtime = (globalThis as { Deno?: DenoFiles }).Deno;
@@ -56,17 +59,21 @@ export function hostTextFile(path: string): HostTextFile | string {
     return "this runtime has no file system";
   }
   const folder = path.replace(/[\\/][^\\/]*$/, "") || ".";
-  for (const name of ["read", "write"] as const) {
+  const denied = (name: "read" | "write", target: string): string | null => {
     try {
-      const state = runtime.permissions?.querySync?.({ name, path: folder }).state;
-      if (state !== undefined && state !== "granted") return `--allow-${name} does not grant ${folder}`;
+      const state = runtime.permissions?.querySync?.({ name, path: target }).state;
+      return state === undefined || state === "granted" ? null : `--allow-${name} does not grant ${target}`;
     } catch {
-      return `--allow-${name} cannot be queried for ${folder}`;
+      return `--allow-${name} cannot be queried for ${target}`;
     }
-  }
+  };
+  const noRead = denied("read", path);
+  if (noRead) return noRead;
+  const readOnly = denied("write", folder);
   const files = runtime as Required<DenoFiles>;
   return {
     path,
+    readOnly,
     async read() {
       try {
         return await files.readTextFile(path);
@@ -76,6 +83,7 @@ export function hostTextFile(path: string): HostTextFile | string {
       }
     },
     async write(text: string) {
+      if (readOnly) throw new Error(readOnly);
       await files.mkdir(folder, { recursive: true });
       const tmp = `${path}.${files.pid ?? 0}.${Math.random().toString(36).slice(2)}.tmp`;
       try {

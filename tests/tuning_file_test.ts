@@ -72,7 +72,7 @@ Deno.test({
 Deno.test({
   ...gpuTest,
   name:
-    "tuning file: a corrupt file is replaced with a warning; an unwritable folder keeps the cache in memory",
+    "tuning file: a corrupt file is replaced with a warning; an unwritable folder is read-only, an unreadable one kept in memory",
   async fn() {
     const dir = await Deno.makeTempDir();
     try {
@@ -104,7 +104,20 @@ const s = defaultStore(${JSON.stringify(join(dir, "x", "t.json"))}); console.log
         ],
         stdout: "piped",
       }).output();
-      assert.match(new TextDecoder().decode(narrow.stdout), /^memory\|--allow-write does not grant /);
+      assert.match(
+        new TextDecoder().decode(narrow.stdout),
+        /t\.json\|read-only: --allow-write does not grant /,
+      );
+      const none = await new Deno.Command(deno, {
+        args: [
+          "run",
+          "--allow-env",
+          new URL("./tuning_store_probe.ts", import.meta.url).pathname,
+          join(dir, "z.json"),
+        ],
+        stdout: "piped",
+      }).output();
+      assert.match(new TextDecoder().decode(none.stdout), /^memory\|--allow-read does not grant /);
     } finally {
       await Deno.remove(dir, { recursive: true });
     }

@@ -10,6 +10,8 @@
 #   bench-resnet.json  the same, every sample
 #   bench-kernels.md   matmul, Gram, every ResNet-18 conv (fwd, dx, dw), SC loss: the same columns
 #   bench-kernels.json the same, every sample
+# The autotuner's table (heuristic vs tuned, every GEMM of a ResNet-18 step at batch 8) is in log.txt; the
+# bench phases run on its winners.
 #
 #   bash bench/device/h200.sh [--budget SECONDS] [--no-tfjs] [--iters N] [--inner K]
 #   bash bench/device/h200.sh --dry      # here, without a GPU: every step, tiny cases, any adapter
@@ -224,6 +226,21 @@ PY
     [ $rc -eq 0 ] || fail 4
   fi
 
+  # 4b. The autotuner on this adapter: every GEMM of a ResNet-18 step at batch 8, heuristic against tuned
+  # (table in log.txt). The bench phases below run on its winners (SUPCON_TUNING=cached), so "ours" is tuned.
+  export SUPCON_TUNING=cached SUPCON_TUNING_CACHE=$T/tuning.json
+  if [ "$hardware" = 1 ] || { [ "$dry" = 1 ] && [ "$(probe_field ok)" = True ]; }; then
+    local tune_args=(--batch 8 --cap-ms 1500)
+    [ "$dry" = 1 ] && tune_args=(--batch 1 --width 0.125 --limit 2 --cap-ms 300)
+    t=$(($(left) * 25 / 100))
+    say "tune (timeout ${t}s): ${tune_args[*]}"
+    timeout -k 5 "$t" "$DENO" run --cached-only --allow-read="$T" --allow-write="$T" \
+      --allow-env=SUPCON_TUNING,SUPCON_TUNING_CACHE,SUPCON_KERNELS bench/tune.ts "${tune_args[@]}"
+    rc=$?
+    say "tune exit $rc"
+    [ $rc -eq 0 ] || fail 6
+  fi
+
   # 5. Our engine and TF.js (same process, interleaved), joined with the PyTorch lines ----------------
   check_adapter() { # bench-NAME.json ran on the probed adapter, and a hardware one unless --dry
     python3 - "$OUT/bench-$1.json" "$adapter_name" "$dry" <<'PY'
@@ -243,7 +260,8 @@ PY
     [ "$t" -ge 20 ] || { say "skipping $name: ${t}s left"; fail 5; return; }
     say "bench $name (timeout ${t}s): $*"
     timeout -k 10 "$t" "$DENO" run --cached-only \
-      --allow-read="$OUT/torch_cuda.jsonl" --allow-write="$OUT/bench-$name.json" bench/run.ts "$@" \
+      --allow-read="$OUT/torch_cuda.jsonl,$SUPCON_TUNING_CACHE" --allow-write="$OUT/bench-$name.json" \
+      --allow-env=SUPCON_TUNING,SUPCON_TUNING_CACHE bench/run.ts "$@" \
       "${tfjs_flag[@]}" --torch-jsonl "$OUT/torch_cuda.jsonl" --json "$OUT/bench-$name.json" >"$OUT/bench-$name.md"
     local rc=$?
     say "bench $name exit $rc"

@@ -44,10 +44,14 @@ export function defaultCachePath(): string | undefined {
   return home ? `${home}/.cache/supcon-webgpu/tuning.json` : undefined;
 }
 
-/** The file store at `path` (default: `defaultCachePath()`), or a memory store saying why not. */
+/**
+ * The file store at `path` (default: `defaultCachePath()`; read-only, with a note, without `--allow-write` for
+ * its folder), or a memory store saying why not (no file system, no `--allow-read` for the path).
+ */
 export function defaultStore(path = defaultCachePath()): TuningStore {
   if (!path) return memoryStore("no cache folder (set SUPCON_TUNING_CACHE, XDG_CACHE_HOME or HOME)");
   const file = hostTextFile(path);
   if (typeof file === "string") return memoryStore(file);
-  return { location: path, note: null, load: () => file.read(), save: (t) => file.write(t) };
+  const note = file.readOnly && `read-only: ${file.readOnly}`;
+  return { location: path, note, load: () => file.read(), save: (t) => file.write(t) };
 }

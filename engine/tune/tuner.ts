@@ -146,11 +146,12 @@ export class Tuner {
 
   /**
    * Times the candidates of every queued site (heuristic first, at most `capMs` per site), records the
-   * winners, and saves the cache. Pending GPU work is finished first. Returns the new decisions.
+   * winners, and saves the cache. Pending GPU work is finished first. Returns the new decisions. With
+   * `limit`, only the first `limit` queued sites are measured; the others stay queued.
    */
-  async measurePending(onSite?: (d: TuneDecision) => void): Promise<TuneDecision[]> {
-    const sites = [...this.#pending.values()];
-    this.#pending.clear();
+  async measurePending(onSite?: (d: TuneDecision) => void, limit = Infinity): Promise<TuneDecision[]> {
+    const sites = [...this.#pending.values()].slice(0, limit);
+    for (const site of sites) this.#pending.delete(site.key);
     const out: TuneDecision[] = [];
     for (const site of sites) {
       const d = await this.#measure(site);
