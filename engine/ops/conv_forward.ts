@@ -14,6 +14,7 @@ import { empty, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { type GemmHooks, UNROLL_K } from "../../shaders/gemm.ts";
 import { dispatchGemm, type GemmProgram } from "./matmul.ts";
+import { forwardTaps, tapTablesPay } from "./conv_taps.ts";
 import { type ChannelsLastGemm, channelsLastGemmsInto, vec4Channels } from "./conv_channels_last.ts";
 import {
   channelsLastPays,
@@ -27,7 +28,10 @@ import {
   xAtDecl,
 } from "./conv_common.ts";
 
-/** Forward hooks: A = w [O, C·KH·KW], B = im2col(x) [C·KH·KW, N·OH·OW], C → y (NCHW). */
+/**
+ * Forward hooks: A = w [O, C·KH·KW], B = im2col(x) [C·KH·KW, N·OH·OW], C → y (NCHW). On workgroup tiles
+ * a spatial kernel's B splits k through the geometry's tap table (`conv_taps.ts`) instead of dividing.
+ */
 function forwardHooks(
   g: ConvGeometry,
   t: { x: Tensor; w: Tensor; y: Tensor },
@@ -64,6 +68,28 @@ function forwardHooks(
   }
   const vec = (v: boolean) => v ? "array<vec4<f32>>" : "array<f32>";
   const bindings = [read("x", t.x, vec(plain)), read("w", t.w, vec(wVec)), write("y", t.y, vec(yVec))];
+  if (tapTablesPay(g)) {
+    // x's flat index of tap k at pixel (ih0, iw0) = base + tap[k].x; the padding test reads (kh, kw).
+    const check = g.pad > 0;
+    hooks.decls = `fn xTap(n: u32, t: vec2<i32>, ih0: i32, iw0: i32) -> f32 {
+  let i = i32(n * ${g.C * g.H * g.W}u) + t.x + ih0 * ${g.W} + iw0;${
+      check
+        ? `
+  let ih = ih0 + (t.y >> 16u); let iw = iw0 + (t.y & 0xffff);
+  let ok = (ih >= 0) & (ih < ${g.H}) & (iw >= 0) & (iw < ${g.W});
+  return select(0.0, x[select(0, i, ok)], ok);`
+        : `
+  return x[i];`
+    }
+}`;
+    const pixel = `${splitPixel(g, "col")} let ih0 = oh * ${s} - ${g.pad}; let iw0 = ow * ${s} - ${g.pad};`;
+    hooks.readB = `${pad}let t = tap[k]; ${pixel} return xTap(n, t, ih0, iw0);`;
+    if (g.OW % 4 === 0) {
+      hooks.readB4 = `${pad4}let t = tap[k]; ${pixel}
+  return vec4<f32>(${[0, 1, 2, 3].map((j) => `xTap(n, t, ih0, iw0 + ${j * s})`).join(", ")});`;
+    }
+    bindings.push(forwardTaps(g));
+  }
   return { hooks, bindings };
 }
 

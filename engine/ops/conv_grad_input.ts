@@ -20,6 +20,7 @@ import {
   vec4Channels,
 } from "./conv_channels_last.ts";
 import { channelsLastPays, type ConvGeometry, label } from "./conv_common.ts";
+import { gradInputTaps, tapTablesPay } from "./conv_taps.ts";
 
 /** One stride phase of the grad-input GEMM: pixels ih = ph + s·i, iw = pw + s·j. */
 interface Phase {
@@ -143,6 +144,24 @@ function gradInputHooks(
     read("w", t.w, vec(wVec)),
     write("dx", t.dx, vec(dxVec || spread)),
   ];
+  if (nt > 1 && tapTablesPay(g)) {
+    // Workgroup tiles: k splits through the phase's tap table (`conv_taps.ts`), not by division. dy's flat
+    // index of tap k at the phase pixel's base (oh0, ow0) = base + tap[k].x; the bounds test reads (th, tw).
+    hooks.decls += `
+fn dyTap(n: u32, t: vec2<i32>, oh0: i32, ow0: i32) -> f32 {
+  let oh = oh0 - (t.y >> 16u); let ow = ow0 - (t.y & 0xffff);
+  let ok = (oh >= 0) & (oh < ${OH}) & (ow >= 0) & (ow < ${OW});
+  let i = i32(n * ${O * OH * OW}u) + t.x + oh0 * ${OW} + ow0;
+  return select(0.0, dy[select(0, i, ok)], ok);
+}`;
+    const base = `${splitCol} let oh0 = i + ${dh0}; let ow0 = j + ${dw0};`;
+    hooks.readB = `let t = tap[k]; ${base} return dyTap(n, t, oh0, ow0);`;
+    if (f.wp % 4 === 0) {
+      hooks.readB4 = `let t = tap[k]; ${base}
+  return vec4<f32>(${[0, 1, 2, 3].map((c) => `dyTap(n, t, oh0, ow0 + ${c})`).join(", ")});`;
+    }
+    bindings.push(gradInputTaps(g, f.nkh, f.nkw));
+  }
   return { hooks, bindings };
 }
 
