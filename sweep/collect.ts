@@ -266,7 +266,9 @@ export function describeCollect(r: CollectResult): string {
     `  ${r.paths.report}`,
   ];
   if (r.missing.length) {
-    lines.push(`missing: ${r.missing.map((m) => `#${m.index} ${m.state}`).join(", ")}`);
+    const shown = r.missing.slice(0, 12).map((m) => `#${m.index} ${m.state}`).join(", ");
+    const more = r.missing.length > 12 ? `, … (${r.missing.length - 12} more in report.md)` : "";
+    lines.push(`missing ${r.missing.length}: ${shown}${more}`);
   }
   return lines.join("\n");
 }
