@@ -16,6 +16,11 @@ import { memoryStore, type TuningStore } from "../engine/tune/store.ts";
 import { resolveTuningMode } from "../engine/tune/mode.ts";
 import type { TuneSite } from "../engine/tune/tuner.ts";
 import { matmulRef } from "./reference/matmul_ref.ts";
+import { conv2d } from "../engine/ops/conv.ts";
+import { forceConvRoute } from "../engine/tune/conv_route_site.ts";
+import { setGemmTiling } from "../engine/ops/matmul.ts";
+import { REGISTER_TILING, SHARED_TILING } from "../shaders/gemm.ts";
+import { conv2dGradInputRef, conv2dRef, type ConvDims } from "./reference/conv_ref.ts";
 
 /** Runs `fn` with the device's tuner in `mode` on `store`, then restores mode "off" with a fresh store. */
 async function withTuner(
@@ -167,5 +172,73 @@ test("tuning: GEMMs on measured winners agree with float64; mode names are check
     assertClose(await first.toArray(), ref, { ...tol, label: "heuristic" });
     assertClose(await tuned.toArray(), ref, { ...tol, label: `tuned (${d.choice})` });
     for (const t of [ta, tb, first, tuned]) t.dispose();
+  });
+});
+
+test({
+  name: "tuning: both convolution routes (channels-last, im2col) agree with float64, forward and grad input",
+  // Twenty-odd pipelines per strategy: in Chromium under the first strategy only (both tilings run anyway).
+  dawn: "once",
+  fn: async () => {
+    await setup();
+    const geometries: ConvDims[] = [
+      { N: 2, C: 3, H: 9, W: 11, O: 8, KH: 3, KW: 3, stride: 1, pad: 1 }, // the stem: 3 channels, padded to 4
+      { N: 3, C: 8, H: 10, W: 7, O: 12, KH: 3, KW: 2, stride: 2, pad: 1 }, // odd sizes, stride 2, 3×2
+    ];
+    let seed = 900;
+    for (const tiling of [REGISTER_TILING, SHARED_TILING]) {
+      setGemmTiling(tiling);
+      try {
+        for (const route of ["channels-last", "im2col"] as const) {
+          forceConvRoute(route);
+          try {
+            for (const d of geometries) {
+              const x = randomArray(d.N * d.C * d.H * d.W, seed++);
+              const w = randomArray(d.O * d.C * d.KH * d.KW, seed++);
+              const tx = tensor(x, [d.N, d.C, d.H, d.W], { requiresGrad: true });
+              const tw = tensor(w, [d.O, d.C, d.KH, d.KW]);
+              const y = conv2d(tx, tw, { stride: d.stride, padding: d.pad });
+              const dy = randomArray(y.size, seed++);
+              y.backward(tensor(dy, y.shape));
+              const name = `${route}, ${tiling.useWorkgroupMemory ? "workgroup" : "register"} tiles, ${
+                JSON.stringify(d)
+              }`;
+              const K = d.C * d.KH * d.KW;
+              assertClose(await y.toArray(), conv2dRef(x, w, d), {
+                rtol: 1e-4,
+                atol: 1e-5 * Math.sqrt(K),
+                label: `forward ${name}`,
+              });
+              assertClose(await tx.grad!.toArray(), conv2dGradInputRef(dy, w, d), {
+                rtol: 1e-4,
+                atol: 1e-5 * Math.sqrt(d.O * d.KH * d.KW),
+                label: `grad input ${name}`,
+              });
+              for (const t of [tx, tw, y]) t.dispose();
+            }
+          } finally {
+            forceConvRoute(null);
+          }
+        }
+      } finally {
+        setGemmTiling(null);
+      }
+    }
+  },
+});
+
+test("tuning: a convolution's route is a tuning site, measured and cached like a GEMM's", async () => {
+  const g = await setup();
+  await withTuner(g, "measure", memoryStore(), async () => {
+    const x = tensor(randomArray(2 * 8 * 12 * 12, 5), [2, 8, 12, 12]);
+    const w = tensor(randomArray(8 * 8 * 3 * 3, 6), [8, 8, 3, 3]);
+    const y = conv2d(x, w, { padding: 1 });
+    const queued = g.tuner.pendingCount;
+    assert.ok(queued >= 2, `the route and its GEMM queued (${queued})`);
+    const decisions = await g.tuner.measurePending();
+    const route = decisions.find((d) => d.label.includes("route"));
+    assert.ok(route, "the route was measured");
+    assert.deepEqual(Object.keys(route!.entry!.ms).sort(), ["channels-last", "im2col"]);
+    for (const t of [x, w, y]) t.dispose();
   });
 });

@@ -9,6 +9,7 @@ import { read, runKernel, write } from "../program.ts";
 import { empty, fmtShape, ShapeError, type Tensor } from "../tensor.ts";
 import { flatMain, grid1d } from "../../shaders/common.ts";
 import { gemmTiling } from "./matmul.ts";
+import { type ConvPassInto, tunedConvRoute } from "../tune/conv_route_site.ts";
 import { type ChannelsLastLayout, vec4Channels } from "./conv_channels_last.ts";
 
 /** All sizes of one convolution. */
@@ -122,10 +123,17 @@ export function inputLayout(g: ConvGeometry): { layout: ChannelsLastLayout; s: n
  * kernels whose input channels fill whole vec4s. Measured on ResNet-18's layers at batch 8 (GFLOP/s per
  * 2 cores, NCHW → channels-last): forward 24–26 → 27–31, grad input 22–25 → 25–28 for every 3×3 layer;
  * the 3-channel stem forward 19.7 → 16.6 (a quarter of its contraction would be padding) stays NCHW,
- * and 1×1 kernels gain nothing.
+ * and 1×1 kernels gain nothing. The autotuner may measure otherwise per geometry (`engine/tune/conv_route_site.ts`).
  */
-export function channelsLastPays(g: ConvGeometry, inChannels: number): boolean {
-  return !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && inChannels % 4 === 0;
+export function channelsLastPays(
+  g: ConvGeometry,
+  inChannels: number,
+  pass: "forward" | "gradInput",
+  run: ConvPassInto<ConvGeometry>,
+): boolean {
+  const heuristic = !gemmTiling().useWorkgroupMemory && g.KH * g.KW > 1 && inChannels % 4 === 0;
+  if (g.KH * g.KW === 1) return heuristic; // a 1×1 kernel has nothing to gain from the copy
+  return tunedConvRoute(pass, g, heuristic ? "channels-last" : "im2col", run) === "channels-last";
 }
 
 /** x [N, C, H, W] → its pixels (stride·i, stride·j) as [N, C, OH, OW] (for strided 1×1 convolutions). */

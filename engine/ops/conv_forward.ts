@@ -120,7 +120,7 @@ ${stores.join("\n")}
 
 /** Records the forward GEMM into `y` [N, O, OH, OW]. */
 export function conv2dForwardInto(y: Tensor, x: Tensor, w: Tensor, g: ConvGeometry): void {
-  if (channelsLastPays(g, g.C)) {
+  if (channelsLastPays(g, g.C, "forward", conv2dForwardInto)) {
     const wr = weightTapChannelOut(w, g);
     const { layout, s } = inputLayout(g);
     const spec: ChannelsLastGemm = {

@@ -278,7 +278,7 @@ export function conv2dGradInputInto(dx: Tensor, dy: Tensor, w: Tensor, g: ConvGe
   const fs = phases(g);
   const first = fs[0];
   // Channels-last phases where they pay (phase (0, 0) has the most pixels and zeroes tapless phases).
-  if (first.nkh * first.nkw > 0 && channelsLastPays(g, g.O)) {
+  if (first.nkh * first.nkw > 0 && channelsLastPays(g, g.O, "gradInput", conv2dGradInputInto)) {
     gradInputChannelsLastInto(dx, dy, w, g, fs);
     return;
   }
