@@ -31,6 +31,37 @@ export interface LocalResult {
   stoppedBy: string | null;
 }
 
+function realPath(path: string): string | null {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What starts a cell: this Deno by its path when that may run, else by the name `deno` (what
+ * `deno task sweep`'s `--allow-run=deno` allows) when PATH's `deno` is this Deno.
+ */
+export function cellExecutable(): string {
+  const exe = Deno.execPath();
+  if (Deno.permissions.querySync({ name: "run", command: exe }).state === "granted") return exe;
+  let path = "";
+  try {
+    path = Deno.env.get("PATH") ?? "";
+  } catch { /* no permission: not found */ }
+  const found = path.split(":").filter(Boolean).map((d) => join(d, "deno")).find((p) => realPath(p) !== null);
+  const allowed = Deno.permissions.querySync({ name: "run", command: "deno" }).state === "granted";
+  if (found && allowed && realPath(found) === realPath(exe)) return "deno";
+  throw new Error(
+    `the local backend starts this Deno (${exe}) for each cell and may not: deno task sweep allows "deno" ` +
+      `from PATH${
+        found ? `, which is another Deno (${found})` : ", where there is none"
+      }; put this Deno first ` +
+      `on PATH, or run sweep/main.ts with --allow-run=${exe}`,
+  );
+}
+
 /** Runs the cells `indices` of the plan in `planDir` here (see the module doc). */
 export async function runLocal(
   planDir: string,
@@ -38,6 +69,7 @@ export async function runLocal(
   o: LocalOptions = {},
 ): Promise<LocalResult> {
   const dir = absolute(planDir);
+  const exe = cellExecutable();
   const logs = join(dir, SWEEP_FILES.logs);
   await Deno.mkdir(logs, { recursive: true });
   const log = o.log ?? ((l: string) => console.log(l));
@@ -62,12 +94,18 @@ export async function runLocal(
   });
   const start = async (index: number): Promise<{ index: number; code: number }> => {
     const file = await Deno.open(join(logs, `local_${index}.out`), { append: true, create: true });
-    const child = new Deno.Command(Deno.execPath(), {
-      args: runCellArgs(dir, index),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(exe, {
+        args: runCellArgs(dir, index),
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (e) {
+      file.close();
+      throw e;
+    }
     running.set(index, child);
     log(`cell ${index}: started (pid ${child.pid}, log ${join(logs, `local_${index}.out`)})`);
     // Both streams into the one log file, in arrival order.

@@ -32,14 +32,19 @@ export const SLURM_BINARIES = [
   "/usr/bin/scancel",
 ] as const;
 
-/** Why a single-node Slurm cannot be started here, or null when it can. */
-export function slurmUnavailable(): string | null {
+/**
+ * Why a single-node Slurm cannot be started here, or null when it can. Needs `--allow-read` and
+ * `--allow-run` only (the user id comes from `id -u`).
+ */
+export async function slurmUnavailable(): Promise<string | null> {
   if (Deno.build.os !== "linux") return `not Linux (${Deno.build.os})`;
+  let uid: string;
   try {
-    if (Deno.uid() !== 0) return `not root (uid ${Deno.uid()}): slurmd and munged need root`;
-  } catch {
-    return "cannot read the user id (needs --allow-sys=uid)";
+    uid = await output("id", ["-u"]);
+  } catch (e) {
+    return `cannot read the user id: ${(e as Error).message.split("\n")[0]}`;
   }
+  if (uid !== "0") return `not root (uid ${uid}): slurmd and munged need root`;
   for (const b of SLURM_BINARIES) {
     try {
       Deno.statSync(b);
@@ -141,18 +146,20 @@ async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs: numb
  * is idle (see the module doc). Throws when {@link slurmUnavailable} names a reason.
  */
 export async function startSlurm(): Promise<SlurmCluster> {
-  const why = slurmUnavailable();
+  const why = await slurmUnavailable();
   if (why) throw new Error(`slurm test cluster: ${why}`);
   const dir = await Deno.makeTempDir({ prefix: "supcon-slurm-" });
   const children: Deno.ChildProcess[] = [];
+  let mungeDir = "";
   const tail = (f: string) => {
     try {
-      return `${f}:\n${Deno.readTextFileSync(join(dir, f)).split("\n").slice(-15).join("\n")}`;
+      return `${f}:\n${Deno.readTextFileSync(f).split("\n").slice(-15).join("\n")}`;
     } catch {
       return `${f}: (none)`;
     }
   };
-  const logs = () => ["munged.log", "slurmctld.log", "slurmd.log"].map(tail).join("\n");
+  const logs = () =>
+    [join(mungeDir, "munged.log"), join(dir, "slurmctld.log"), join(dir, "slurmd.log")].map(tail).join("\n");
   const stop = async (options: { keep?: boolean } = {}) => {
     // Reverse order: slurmd, slurmctld, then munged; each by the PID this helper started.
     for (const c of children.splice(0).reverse()) {
@@ -167,13 +174,16 @@ export async function startSlurm(): Promise<SlurmCluster> {
       await c.status;
       clearTimeout(timer);
     }
+    if (mungeDir) await Deno.remove(mungeDir, { recursive: true }).catch(() => {});
     if (!options.keep) await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
   try {
     const node = await output("hostname", ["-s"]);
-    const cpus = navigator.hardwareConcurrency || 1;
-    const memoryMb = Math.max(1, Math.floor(Deno.systemMemoryInfo().total / 2 ** 20) - 512);
-    for (const d of ["state", "spool", "munge"]) await Deno.mkdir(join(dir, d));
+    // What slurmd detects on this machine (its CPUs and memory), as `slurmd -C` prints them.
+    const detected = await output("/usr/sbin/slurmd", ["-C"]);
+    const cpus = Number(/\bCPUs=(\d+)/.exec(detected)?.[1] ?? navigator.hardwareConcurrency ?? 1);
+    const memoryMb = Math.max(1, Number(/\bRealMemory=(\d+)/.exec(detected)?.[1] ?? 1024) - 512);
+    for (const d of ["state", "spool"]) await Deno.mkdir(join(dir, d));
     await Deno.chmod(dir, 0o755);
 
     // munge: the key (created once, as Debian's package would), then a munged of our own.
@@ -187,7 +197,9 @@ export async function startSlurm(): Promise<SlurmCluster> {
       await output("chown", ["-R", "munge:munge", "/etc/munge"]);
       await Deno.chmod("/etc/munge", 0o700);
     }
-    const mungeDir = join(dir, "munge");
+    // munged (as the munge user) must reach its folder: under /run, not a temporary folder that a
+    // mode-0700 /tmp would hide from it.
+    mungeDir = await Deno.makeTempDir({ dir: "/run", prefix: "supcon-munge-" });
     await output("chown", ["munge:munge", mungeDir]);
     await Deno.chmod(mungeDir, 0o755);
     const mungeSocket = join(mungeDir, "munge.socket");
@@ -202,7 +214,7 @@ export async function startSlurm(): Promise<SlurmCluster> {
           "--foreground",
           `--socket=${mungeSocket}`,
           `--pid-file=${join(mungeDir, "munged.pid")}`,
-          `--log-file=${join(dir, "munge", "munged.log")}`,
+          `--log-file=${join(mungeDir, "munged.log")}`,
           `--seed-file=${join(mungeDir, "munged.seed")}`,
           "--num-threads=2",
         ],
