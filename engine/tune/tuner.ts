@@ -53,6 +53,14 @@ export interface TuneDecision {
   entry?: TuningEntry;
 }
 
+/**
+ * A candidate's family: the letters its id starts with (`reg…` register blocks, `wg…` workgroup tiles); when
+ * the first of a family timed is more than twice slower than the best so far, its siblings are not timed.
+ */
+export function candidateFamily(id: string): string {
+  return /^[a-z]+/i.exec(id)?.[0] ?? id;
+}
+
 /** The autotuner of one device (`gpu().tuner`). */
 export class Tuner {
   /** The mode (see `engine/tune/mode.ts`); assignable. */
@@ -176,9 +184,12 @@ export class Tuner {
     const runner = site.prepare();
     try {
       const order = [site.heuristic, ...site.candidates.filter((c) => c !== site.heuristic)];
+      const losing = new Set<string>(); // families whose first candidate timed lost by more than 2×
       for (const c of order) {
         if (c !== site.heuristic && performance.now() - start > this.capMs) break;
         const best = Math.min(...Object.values(ms).filter((v): v is number => v !== null));
+        const family = candidateFamily(c);
+        if (losing.has(family)) continue;
         try {
           const t = await timeCandidate(this.gpu, () => runner.record(c), {
             ...this.timing,
@@ -186,6 +197,12 @@ export class Tuner {
           });
           ms[c] = t.ms;
           method = t.method;
+          // The first of a family (e.g. workgroup tiles on a CPU adapter) far behind: skip its siblings.
+          if (
+            t.ms > 2 * best && !order.slice(0, order.indexOf(c)).some((p) => candidateFamily(p) === family)
+          ) {
+            losing.add(family);
+          }
         } catch {
           ms[c] = null; // a candidate this device cannot run is never chosen
         }
