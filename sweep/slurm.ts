@@ -7,8 +7,9 @@
  * (S seconds before the time limit, to the batch shell) and `--requeue`. It starts
  * `run-cell DIR $SLURM_ARRAY_TASK_ID` as a job step (`srun`, so a `scancel --signal=…` of the task
  * reaches it) in the background, forwards USR1/TERM/INT to it, and when run-cell exits with 75
- * (stopped early with a checkpoint) calls `scontrol requeue <array job>_<task>`: a non-zero exit alone
- * does not requeue. The requeued task resumes from the checkpoint (after Slurm's requeue delay,
+ * (stopped early with a checkpoint) while the task is still RUNNING (a signal, the early warning; not
+ * a `scancel` that cancelled it) calls `scontrol requeue <array job>_<task>`: a non-zero exit alone
+ * does not requeue, and `$SLURM_JOB_ID` of the array's last task would name the whole array. The requeued task resumes from the checkpoint (after Slurm's requeue delay,
  * `cred_expire` + 1 s, 121 s by default).
  * @module
  */
@@ -102,9 +103,15 @@ while kill -0 "$child" 2>/dev/null; do wait "$child"; done
 wait "$child"
 rc=$?
 # 75: stopped early with a checkpoint; 138: USR1 arrived before run-cell listened (nothing lost).
+# A cancelled task (scancel without --signal) is not requeued: its state is no longer RUNNING.
 if [ "$rc" -eq "$REQUEUE_EXIT" ] || [ "$rc" -eq 138 ]; then
-  echo "sweep: cell $cell stopped early (exit $rc); requeueing $task to resume from its checkpoint"
-  scontrol requeue "$task" || echo "sweep: scontrol requeue $task failed: submit the sweep again to resume it"
+  state=$(scontrol show job "$task" 2>/dev/null | grep -o 'JobState=[A-Z_]*' | head -1 | cut -d= -f2)
+  if [ "$state" = "RUNNING" ]; then
+    echo "sweep: cell $cell stopped early (exit $rc); requeueing $task to resume from its checkpoint"
+    scontrol requeue "$task" || echo "sweep: scontrol requeue $task failed: submit the sweep again to resume it"
+  else
+    echo "sweep: cell $cell stopped (exit $rc) and $task is \${state:-gone}: not requeued; submit the sweep again to resume it"
+  fi
 fi
 exit "$rc"
 `;
