@@ -285,7 +285,10 @@ async function readJsonOrNull<T>(path: string): Promise<T | null> {
   }
 }
 
-/** Step, last loss and elapsed time of a cell from its metrics.csv (zeros/nulls when it has none yet). */
+/**
+ * Step, last loss and elapsed time of a cell from its metrics.csv (and the step of its summary.json
+ * when a stop checkpointed a later step); zeros/nulls when it has none yet.
+ */
 export async function cellProgress(planDir: string, cell: SweepCell): Promise<CellProgress> {
   const progress: CellProgress = {
     step: 0,
@@ -297,12 +300,15 @@ export async function cellProgress(planDir: string, cell: SweepCell): Promise<Ce
   try {
     rows = await readCsv(join(cellDir(planDir, cell), SWEEP_FILES.metrics), { numbers: true });
   } catch {
-    return progress; // absent, or being written: nothing to show yet
+    rows = []; // absent, or being written: nothing to show yet
   }
   for (const r of rows) {
     if (typeof r.step === "number") progress.step = Math.max(progress.step, r.step);
     if (typeof r.loss_per_sample === "number") progress.loss = r.loss_per_sample;
     if (typeof r.elapsed_s === "number") progress.elapsedSeconds = r.elapsed_s;
   }
+  // A run stopped between two log rows checkpointed a later step; its summary.json names it.
+  const summary = await readJsonOrNull<{ step?: unknown }>(join(cellDir(planDir, cell), SWEEP_FILES.summary));
+  if (typeof summary?.step === "number") progress.step = Math.max(progress.step, summary.step);
   return progress;
 }
