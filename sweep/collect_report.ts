@@ -48,6 +48,11 @@ export function stateCounts(records: readonly CellRecord[]): Record<CellState, n
   return c;
 }
 
+/** A paper number as the paper prints it (2.48e-4, 824.731). */
+function paperNum(x: number): string {
+  return Math.abs(x) < 1e-3 ? x.toExponential() : String(x);
+}
+
 const STATE_ORDER: CellState[] = ["failed", "running", "pending"];
 
 /** The report's markdown. */
@@ -115,8 +120,9 @@ export function renderReport(inp: ReportInput): string {
         r.paragraph(
           "Section 5.2, theory vs. practice: the empirical training loss against its optimum (SC: Theorem 2's " +
             "mean over all multisets, over the `--sc-batches` batches; CE, CE-fix: Theorem 1 at the measured ρ_Z). " +
-            `Paper (CIFAR-10, w/ aug., 100k iterations): SC ${PAPER_SECTION_5_2.sc.empirical} vs ` +
-            `${PAPER_SECTION_5_2.sc.theory}, CE ${PAPER_SECTION_5_2.ce.empirical} vs ${PAPER_SECTION_5_2.ce.theory}.`,
+            `Paper (CIFAR-10, w/ aug., 100k iterations): SC ${paperNum(PAPER_SECTION_5_2.sc.empirical)} vs ` +
+            `${paperNum(PAPER_SECTION_5_2.sc.theory)}, CE ${paperNum(PAPER_SECTION_5_2.ce.empirical)} vs ` +
+            `${paperNum(PAPER_SECTION_5_2.ce.theory)}.`,
         );
         r.table(
           ["Cell", "ours: empirical", "ours: optimum", "paper: empirical", "paper: optimum"],
@@ -129,8 +135,8 @@ export function renderReport(inp: ReportInput): string {
               `#${x.cell.index} ${cellLabel(x.cell)}`,
               fmtNum(x.geometry!.bound!.empirical, 6),
               fmtNum(x.geometry!.bound!.theory, 6),
-              paper ? String(paper.empirical) : "—",
-              paper ? String(paper.theory) : "—",
+              paper ? paperNum(paper.empirical) : "—",
+              paper ? paperNum(paper.theory) : "—",
             ];
           }),
         );
