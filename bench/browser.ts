@@ -7,9 +7,16 @@
  * ```sh
  * npx -y deno@2.9.6 run --unstable-bundle --allow-read --allow-write --allow-env --allow-sys \
  *   --allow-net=127.0.0.1 --allow-run=/usr/bin/chromium bench/browser.ts \
- *   [--kernels auto|software|gpu] [--samples 5] [--calls 3] [--batch 8] [--steps 3] [--only matmul|step]
+ *   [--kernels auto|software|gpu] [--samples 5] [--calls 3] [--batch 8] [--steps 3]
+ *   [--only matmul,step,tune,compare] [--width 1] [--cap-ms 3000] [--verify 3] [--pairs 5] [--records 20]
  *   [--json FILE] [--chromium PATH]
  * ```
+ *
+ * `--only` picks cases (default `matmul,step`). `tune`: the autotuner on a ResNet-18 step at `--batch` and
+ * `--width` (`bench/tune_cases.ts`, as `deno task tune --fresh --by-layer --verify N`), on a memory cache on
+ * both sides; prints each side's per-site and by-layer tables. `compare` (after `tune`, which it implies):
+ * the step with the tuner's mode "off" and "cached" alternated, `--pairs` each, and the host time to record
+ * a step in both modes, `--records` each.
  *
  * Prints the adapters, one markdown table (median (min–max) ms, GFLOP/s, Chromium/Deno time ratio) and the
  * warm-up times (pipeline compilation: SwiftShader compiles each pipeline in about a second).
@@ -18,8 +25,21 @@
  */
 import { parseArgs } from "node:util";
 import { initDevice } from "../engine/gpu.ts";
+import { memoryStore } from "../engine/tune/store.ts";
 import { benchMatmul1024, benchResNetStep, type CaseTiming } from "./browser_cases.ts";
 import type { BenchPage } from "./browser_page.ts";
+import {
+  byLayerTable,
+  compareLine,
+  compareTuningSteps,
+  recordingLine,
+  type RecordingOverhead,
+  recordingOverhead,
+  siteTable,
+  tuneResNetStep,
+  type TuneRun,
+  type TuningCompare,
+} from "./tune_cases.ts";
 import {
   bundleForBrowser,
   chromiumMissing,
@@ -38,6 +58,11 @@ const args = parseArgs({
     batch: { type: "string", default: "8" },
     steps: { type: "string", default: "3" },
     only: { type: "string" },
+    width: { type: "string", default: "1" },
+    "cap-ms": { type: "string", default: "3000" },
+    verify: { type: "string", default: "3" },
+    pairs: { type: "string", default: "5" },
+    records: { type: "string", default: "20" },
     json: { type: "string" },
     chromium: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -46,7 +71,8 @@ const args = parseArgs({
 if (args.values.help) {
   console.log(
     "usage: bench/browser.ts [--kernels auto|software|gpu] [--samples 5] [--calls 3] [--batch 8] [--steps 3] " +
-      "[--only matmul|step] [--json FILE] [--chromium PATH]",
+      "[--only matmul,step,tune,compare] [--width 1] [--cap-ms 3000] [--verify 3] [--pairs 5] [--records 20] " +
+      "[--json FILE] [--chromium PATH]",
   );
   Deno.exit(0);
 }
@@ -55,14 +81,52 @@ const samples = Number(args.values.samples);
 const calls = Number(args.values.calls);
 const batch = Number(args.values.batch);
 const steps = Number(args.values.steps);
-const only = args.values.only;
-const wanted = (c: "matmul" | "step") => only === undefined || only === c;
+const only = (args.values.only ?? "matmul,step").split(",");
+type Case = "matmul" | "step" | "tune" | "compare";
+const wanted = (c: Case) => only.includes(c) || (c === "tune" && only.includes("compare"));
+const width = Number(args.values.width);
+const tuneOptions = {
+  batch,
+  width,
+  capMs: Number(args.values["cap-ms"]),
+  verifyReps: Number(args.values.verify),
+};
+const compareOptions = {
+  batch,
+  width,
+  pairs: Number(args.values.pairs),
+  records: Number(args.values.records),
+};
 
 interface Side {
   implementation: string;
   adapter: string;
   kernels: string;
   results: CaseTiming[];
+  tune?: TuneRun;
+  compare?: { compare: TuningCompare; recording: RecordingOverhead };
+}
+
+function printTuning(side: Side) {
+  if (side.tune) {
+    const t = side.tune;
+    console.log(`\n${side.implementation}, ${side.adapter}: tuning, per site`);
+    console.log(siteTable(t));
+    console.log(`\n${side.implementation}, ${side.adapter}: tuning, by layer`);
+    console.log(byLayerTable(t));
+    console.log(
+      `measuring: ${
+        t.measureSeconds.toFixed(1)
+      } s for ${t.measured} sites (${t.remeasured} a second time) in ` +
+        `${t.rounds} rounds (timing: ${t.method}, cap ${t.capMs} ms); re-timing ${
+          t.verifySeconds.toFixed(1)
+        } s`,
+    );
+  }
+  if (side.compare) {
+    console.log(`${side.implementation}: ${compareLine(side.compare.compare)}`);
+    console.log(`${side.implementation}: ${recordingLine(side.compare.recording)}`);
+  }
 }
 
 // --- Deno ---------------------------------------------------------------------------------------------------
@@ -78,6 +142,26 @@ console.log(`Deno: ${deno.adapter}, kernels ${deno.kernels}`);
 if (wanted("matmul")) deno.results.push(await benchMatmul1024(samples, calls));
 if (wanted("step")) deno.results.push(await benchResNetStep(batch, steps));
 for (const r of deno.results) console.log(`  ${r.case}: ${r.medianMs.toFixed(1)} ms`);
+if (wanted("tune")) {
+  deno.tune = await tuneResNetStep({
+    ...tuneOptions,
+    fresh: true,
+    store: memoryStore(),
+    log: (l) => console.log(`  ${l}`),
+  });
+}
+if (wanted("compare")) {
+  const compare = await compareTuningSteps(
+    batch,
+    width,
+    compareOptions.pairs,
+    2,
+    (l) => console.log(`  ${l}`),
+  );
+  const recording = await recordingOverhead(batch, width, compareOptions.records);
+  deno.compare = { compare, recording };
+}
+printTuning(deno);
 
 // --- Chromium -----------------------------------------------------------------------------------------------
 const path = chromiumPath(args.values.chromium);
@@ -133,34 +217,91 @@ try {
     );
   }
   for (const r of chromium.results) console.log(`  ${r.case}: ${r.medianMs.toFixed(1)} ms`);
+  // The page's progress lines, printed while a long case runs.
+  const withLog = async <T>(p: Promise<T>): Promise<T> => {
+    const take = async () => {
+      const ls = await page.evaluate(() => (globalThis as unknown as { bench: BenchPage }).bench.takeLog());
+      for (const l of ls) console.log(`  ${l}`);
+    };
+    let done = false;
+    const poll = (async () => {
+      while (!done) {
+        await new Promise((r) => setTimeout(r, 5000));
+        await take().catch(() => {});
+      }
+    })();
+    try {
+      return await p;
+    } finally {
+      done = true;
+      await poll;
+      await take().catch(() => {});
+    }
+  };
+  if (wanted("tune")) {
+    chromium.tune = await withLog(within(
+      page.evaluate((o) => (globalThis as unknown as { bench: BenchPage }).bench.tune(o), tuneOptions),
+      60 * 60_000,
+      "tuning",
+    ));
+  }
+  if (wanted("compare")) {
+    chromium.compare = await withLog(within(
+      page.evaluate((o) => (globalThis as unknown as { bench: BenchPage }).bench.compare(o), compareOptions),
+      60 * 60_000,
+      "tuning compare",
+    ));
+  }
 } finally {
   await within(browser.close(), 30_000, "closing Chromium").catch(() => {});
   await server.shutdown();
 }
 
-// --- table --------------------------------------------------------------------------------------------------
-const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-const cell = (r: CaseTiming) => `${fmt(r.medianMs)} (${fmt(r.minMs)}–${fmt(r.maxMs)})`;
-console.log(
-  `\n| case | ${deno.implementation}, ${deno.adapter} ms | GFLOP/s | ${chromium.implementation}, ` +
-    `${chromium.adapter} ms | GFLOP/s | Chromium/Deno |`,
-);
-console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
-for (const [i, d] of deno.results.entries()) {
-  const c = chromium.results[i];
+// --- tables -------------------------------------------------------------------------------------------------
+printTuning(chromium);
+if (chromium.tune && deno.tune) {
+  const total = (t: TuneRun) => {
+    const g = t.sites.filter((s) => s.kind === "gemm");
+    return [
+      g.reduce((a, s) => a + s.heuristicCount * (s.heuristicMs ?? 0), 0),
+      g.reduce((a, s) => a + s.tunedCount * (s.tunedMs ?? 0), 0),
+    ];
+  };
+  const [dh, dt] = total(deno.tune);
+  const [ch, ct] = total(chromium.tune);
   console.log(
-    `| ${d.case} | ${cell(d)} | ${d.gflops.toFixed(2)} | ${cell(c)} | ${c.gflops.toFixed(2)} | ` +
-      `${(c.medianMs / d.medianMs).toFixed(2)}× |`,
+    `\nGEMM time per step, heuristic → tuned: Deno ${dh.toFixed(1)} → ${dt.toFixed(1)} ms (${
+      (dh / dt).toFixed(2)
+    }×), ` +
+      `Chromium ${ch.toFixed(1)} → ${ct.toFixed(1)} ms (${(ch / ct).toFixed(2)}×); tuning took Deno ${
+        deno.tune.measureSeconds.toFixed(1)
+      } s, Chromium ${chromium.tune.measureSeconds.toFixed(1)} s`,
   );
 }
-console.log(
-  `\nwarm-up (compilation and first runs): ` +
-    deno.results.map((d, i) =>
-      `${d.case}: Deno ${(d.warmupMs / 1000).toFixed(1)} s, Chromium ${
-        (chromium.results[i].warmupMs / 1000).toFixed(1)
-      } s`
-    ).join("; "),
-);
+const fmt = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
+const cell = (r: CaseTiming) => `${fmt(r.medianMs)} (${fmt(r.minMs)}–${fmt(r.maxMs)})`;
+if (deno.results.length) {
+  console.log(
+    `\n| case | ${deno.implementation}, ${deno.adapter} ms | GFLOP/s | ${chromium.implementation}, ` +
+      `${chromium.adapter} ms | GFLOP/s | Chromium/Deno |`,
+  );
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const [i, d] of deno.results.entries()) {
+    const c = chromium.results[i];
+    console.log(
+      `| ${d.case} | ${cell(d)} | ${d.gflops.toFixed(2)} | ${cell(c)} | ${c.gflops.toFixed(2)} | ` +
+        `${(c.medianMs / d.medianMs).toFixed(2)}× |`,
+    );
+  }
+  console.log(
+    `\nwarm-up (compilation and first runs): ` +
+      deno.results.map((d, i) =>
+        `${d.case}: Deno ${(d.warmupMs / 1000).toFixed(1)} s, Chromium ${
+          (chromium.results[i].warmupMs / 1000).toFixed(1)
+        } s`
+      ).join("; "),
+  );
+}
 const loadAfter = Deno.loadavg();
 console.log(
   `load average (1, 5, 15 min) before: ${loadBefore.join(", ")}; after: ${loadAfter.join(", ")} ` +

@@ -11,6 +11,11 @@
  * Usage: deno run --allow-read --allow-write --allow-env bench/profile_step.ts [--batch 8,32]
  *   [--width 1] [--steps 3] [--top 0] [--json out.json]
  *
+ * `--tuning-compare [--pairs 5] [--records 20] [--cap-ms 3000]` instead: per batch size, tunes the step's GEMMs
+ * (mode "measure": what the cache, `$SUPCON_TUNING_CACHE`, lacks; `bench/tune_cases.ts`), then times the
+ * step with the tuner's mode "off" (the heuristic) and "cached" (the tuned choices) alternated, `--pairs`
+ * steps each (medians), and the host time to record a step (dryRun) in both modes, `--records` each.
+ *
  * @module
  */
 import process from "node:process";
@@ -18,11 +23,18 @@ import { gpu, initDevice } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
 import { arg } from "./harness.ts";
 import { resnetTrainStep } from "./resnet_step.ts";
+import {
+  compareLine,
+  compareTuningSteps,
+  recordingLine,
+  recordingOverhead,
+  tuneResNetStep,
+} from "./tune_cases.ts";
 
 if (Deno.args.includes("--help")) {
   console.log(
     "deno run --allow-read --allow-write --allow-env bench/profile_step.ts [--batch 8,32] [--width 1] " +
-      "[--steps 3] [--top 0] [--json out.json]",
+      "[--steps 3] [--top 0] [--json out.json] [--tuning-compare [--pairs 5] [--records 20] [--cap-ms 3000]]",
   );
   Deno.exit(0);
 }
@@ -139,6 +151,36 @@ async function profileBatch(batch: number): Promise<BatchResult> {
     dispatches,
     families,
   };
+}
+
+if (Deno.args.includes("--tuning-compare")) {
+  const pairs = Number(arg("pairs", "5"));
+  const records = Number(arg("records", "20"));
+  const g = await initDevice({ tuning: "measure" });
+  console.log(
+    `adapter: ${g.report.name}; cores ${CORES}; kernels ${g.kernels}; cache ${g.tuner.store.location}`,
+  );
+  const out = [];
+  for (const batch of BATCHES) {
+    const tuned = await tuneResNetStep({
+      batch,
+      width: WIDTH,
+      capMs: Number(arg("cap-ms", "3000")),
+      log: (l) => console.log(l),
+    });
+    console.log(
+      `tuning: ${tuned.measured} sites measured in ${
+        tuned.measureSeconds.toFixed(1)
+      } s, ${tuned.cached} cached`,
+    );
+    const compare = await compareTuningSteps(batch, WIDTH, pairs, 2, (l) => console.log(l));
+    console.log(compareLine(compare));
+    const recording = await recordingOverhead(batch, WIDTH, records);
+    console.log(recordingLine(recording));
+    out.push({ batch, width: WIDTH, compare, recording });
+  }
+  if (JSON_OUT) await Deno.writeTextFile(JSON_OUT, JSON.stringify(out, null, 2));
+  Deno.exit(0);
 }
 
 await initDevice();
