@@ -1,9 +1,10 @@
 /**
- * Peer benchmark: our engine against TensorFlow.js's WebGPU backend (same process, same adapter,
- * samples interleaved) and, with `--torch`, PyTorch on the CPU (2 threads, a separate process), with
+ * Peer benchmark: our engine against TensorFlow.js's WebGPU backend and jax-js's WebGPU device (same
+ * process, same adapter, samples interleaved; jax-js on the matmul, Gram and convolution cases) and, with
+ * `--torch`, PyTorch on the CPU (2 threads, a separate process), with
  * `--torch-cuda`, PyTorch on a CUDA GPU in fp32 with TF32 off and with TF32 on (a separate process).
  *
- *   deno task bench [--quick] [--cases matmul,conv,resnet,supcon] [--torch] [--slow-peers]
+ *   deno task bench [--quick] [--cases matmul,conv,resnet,supcon] [--torch] [--slow-peers] [--no-tfjs] [--no-jax]
  *                   [--json out.json] [--iters N] [--inner K] [--resnet-batches 8,32,256]
  *                   [--torch-cuda [--python python3]] [--torch-jsonl FILE]
  *
@@ -207,6 +208,8 @@ interface Spec {
   peer: () => Promise<BenchCase>;
   /** Why the peer is skipped in this run (slow cases), or undefined. */
   peerSkip?: string;
+  /** The jax-js case, where one is written. */
+  jax?: () => Promise<BenchCase>;
   iters: number;
   budgetMs: number;
   /** Calls per sample (k). */
@@ -216,6 +219,7 @@ interface Spec {
 }
 
 type Tfjs = typeof import("./peers/tfjs.ts");
+type Jaxjs = typeof import("./peers/jaxjs.ts");
 
 /** Calls per sample of a ResNet step: `inner` at batch 8, fewer for larger batches (as torch_cuda.py). */
 export function resnetInner(inner: number, batch: number): number {
@@ -237,6 +241,7 @@ export function resnetBatches(opts: { quick: boolean; hardware: boolean; list?: 
 function buildSpecs(
   opts: { quick: boolean; slowPeers: boolean; iters?: number; inner: number; batches: number[] },
   tfjs: () => Promise<Tfjs>,
+  jaxjs: () => Promise<Jaxjs>,
 ): Spec[] {
   const { quick, slowPeers, inner } = opts;
   const specs: Spec[] = [];
@@ -250,6 +255,7 @@ function buildSpecs(
     flop: 2 * 1024 ** 3,
     ours: () => oursMatmul(1024, 1024, 1024, false),
     peer: async () => (await tfjs()).tfMatmul(1024, 1024, 1024),
+    jax: async () => (await jaxjs()).jaxMatmul(1024, 1024, 1024),
     iters: it(5),
     budgetMs: budget,
     inner,
@@ -262,6 +268,7 @@ function buildSpecs(
       flop: 2 * b * b * 512,
       ours: () => oursMatmul(b, 512, b, true),
       peer: async () => (await tfjs()).tfMatmul(b, 512, b, { transB: true }),
+      jax: async () => (await jaxjs()).jaxMatmul(b, 512, b, { transB: true }),
       iters: it(b >= 4096 ? 3 : 5),
       budgetMs: budget,
       inner,
@@ -283,6 +290,7 @@ function buildSpecs(
         flop: convFlop(c),
         ours: () => oursConv(c, pass),
         peer: async () => (await tfjs()).tfConv(c, pass),
+        jax: async () => (await jaxjs()).jaxConv(c, pass),
         iters: it(5),
         budgetMs: budget,
         inner,
@@ -470,6 +478,63 @@ export function resnetTargetLines(results: CaseResult[]): string[] {
   return lines;
 }
 
+/**
+ * The issue-12 targets on a software adapter, from one run's medians: the 1024³ matmul's GFLOP/s (≥ 40) and
+ * its speed-up over jax-js (≥ 5×), the conv 3×3 64→64 forward + grad input + grad weight (the three passes'
+ * medians summed) over jax-js (≥ 5×), and the ResNet-18 step at batch 8 over TF.js (≥ 20×).
+ */
+export function peerSpeedupLines(results: CaseResult[]): string[] {
+  const byId = new Map(results.map((r) => [r.id, r]));
+  const lines: string[] = [];
+  const times = (ids: string[], key: string): number | null => {
+    let sum = 0;
+    for (const id of ids) {
+      const s = byId.get(id)?.results[key];
+      if (!s) return null;
+      sum += s.median;
+    }
+    return sum;
+  };
+  const verdict = (x: number, target: number) =>
+    `${x.toFixed(1)}× (target ≥ ${target}×: ${x >= target ? "met" : "not met"})`;
+  const mm = byId.get("matmul-1024");
+  if (mm?.results.ours && mm.flop) {
+    const rate = mm.flop / mm.results.ours.median / 1e6;
+    let line = `- matmul 1024³: ours ${fmtMs(mm.results.ours.median)} ms = ${
+      rate.toFixed(1)
+    } GFLOP/s (target ≥ 40: ${rate >= 40 ? "met" : "not met"})`;
+    const jax = mm.results.jax;
+    if (jax) {
+      line += `; jax-js ${fmtMs(jax.median)} ms → ours ${verdict(jax.median / mm.results.ours.median, 5)}`;
+    }
+    const tf = mm.results.tfjs;
+    if (tf) {
+      line += `; TF.js ${fmtMs(tf.median)} ms → ours ${(tf.median / mm.results.ours.median).toFixed(1)}×`;
+    }
+    lines.push(line);
+  }
+  const convIds = ["forward", "grad-input", "grad-weight"].map((p) => `conv-64-64-k3-s1-h32-${p}`);
+  const ours = times(convIds, "ours");
+  if (ours !== null) {
+    let line = `- conv 3×3 64→64 @32², batch 8, forward + grad input + grad weight: ours ${fmtMs(ours)} ms`;
+    const jax = times(convIds, "jax");
+    if (jax !== null) line += `; jax-js ${fmtMs(jax)} ms → ours ${verdict(jax / ours, 5)}`;
+    const tf = times(convIds, "tfjs");
+    if (tf !== null) line += `; TF.js ${fmtMs(tf)} ms → ours ${(tf / ours).toFixed(1)}×`;
+    lines.push(line);
+  }
+  const step = byId.get("resnet18-step-b8");
+  if (step?.results.ours && step.results.tfjs) {
+    const x = step.results.tfjs.median / step.results.ours.median;
+    lines.push(
+      `- ResNet-18 step, batch 8: ours ${fmtMs(step.results.ours.median)} ms, TF.js ${
+        fmtMs(step.results.tfjs.median)
+      } ms → ours ${verdict(x, 20)}`,
+    );
+  }
+  return lines;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Main
 
@@ -481,6 +546,7 @@ async function main(): Promise<void> {
       torch: { type: "boolean", default: false },
       "slow-peers": { type: "boolean", default: false },
       "no-tfjs": { type: "boolean", default: false },
+      "no-jax": { type: "boolean", default: false },
       "torch-cuda": { type: "boolean", default: false },
       "torch-jsonl": { type: "string" },
       python: { type: "string" },
@@ -525,6 +591,24 @@ async function main(): Promise<void> {
     }
     return tfjsModule;
   };
+  let jaxModule: Jaxjs | null = null;
+  let jaxError: string | null = values["no-jax"] ? "disabled (--no-jax)" : null;
+  let jaxInfo = "";
+  const jaxjs = async (): Promise<Jaxjs> => {
+    if (jaxError) throw new Error(jaxError);
+    if (!jaxModule) {
+      try {
+        const m = await import("./peers/jaxjs.ts");
+        const info = await m.initJaxjs();
+        jaxInfo = `@jax-js/jax ${info.version}, device ${info.device}, adapter ${info.adapter}`;
+        jaxModule = m;
+      } catch (e) {
+        jaxError = `jax-js unavailable: ${errorNote(e)}`;
+        throw e;
+      }
+    }
+    return jaxModule;
+  };
 
   const specs = buildSpecs(
     {
@@ -536,6 +620,7 @@ async function main(): Promise<void> {
       batches: resnetBatches({ quick: values.quick, hardware, list: values["resnet-batches"] }),
     },
     tfjs,
+    jaxjs,
   ).filter((s) => !groups || groups.has(s.group));
 
   console.error(`# ${env.date}  ours: ${g.report.name} (${g.report.isFallback ? "fallback" : "hardware"})`);
@@ -551,6 +636,7 @@ async function main(): Promise<void> {
       adapter: g.report,
       inner,
       tfjs: tfjsInfo || tfjsError,
+      jax: jaxInfo || jaxError,
       torch: torchInfo,
       torchCuda: torchCudaInfo,
       results,
@@ -588,6 +674,15 @@ async function main(): Promise<void> {
         result.notes.tfjs = tfjsError ?? `not available: ${errorNote(e)}`;
       }
     }
+    if (spec.jax && !values["no-jax"]) {
+      try {
+        cases.push(await spec.jax());
+        names.push("jax");
+      } catch (e) {
+        result.results.jax = null;
+        result.notes.jax = jaxError ?? `not available: ${errorNote(e)}`;
+      }
+    }
     if (cases.length) {
       const { stats, errors } = await timeInterleaved(cases, {
         warmup: 1,
@@ -600,7 +695,7 @@ async function main(): Promise<void> {
         result.results[name] = stats[j];
         if (errors[j]) result.notes[name] = `failed: ${errors[j]}`;
       });
-      if (spec.check && names.length === 2 && !errors.some((e) => e)) {
+      if (spec.check && names[0] === "ours" && names[1] === "tfjs" && !errors.some((e) => e)) {
         try {
           result.notes.check = await spec.check(cases[0], cases[1]);
         } catch (e) {
@@ -617,7 +712,9 @@ async function main(): Promise<void> {
     await writeJson(true); // a run stopped by a time limit keeps the cases done so far
     const secs = ((performance.now() - t0) / 1000).toFixed(1);
     console.error(
-      `${spec.id}: ours ${fmtStats(result.results.ours)}, tfjs ${fmtStats(result.results.tfjs)} ms` +
+      `${spec.id}: ours ${fmtStats(result.results.ours)}, tfjs ${fmtStats(result.results.tfjs)}, jax-js ${
+        fmtStats(result.results.jax)
+      } ms` +
         `  [${secs} s]${
           Object.values(result.notes).length ? "  " + Object.values(result.notes).join("; ") : ""
         }`,
@@ -669,6 +766,8 @@ async function main(): Promise<void> {
 
   const torchColumns = [...(values.torch || torchInfo ? [TORCH_CPU] : []), ...cudaColumns];
   const headers = ["case", "ours ms", "GFLOP/s", "TF.js WebGPU ms", "GFLOP/s", "ours/TF.js"];
+  const jaxColumn = results.some((r) => "jax" in r.results);
+  if (jaxColumn) headers.push("jax-js WebGPU ms", "GFLOP/s", "ours/jax-js");
   for (const c of torchColumns) headers.push(`${c.title} ms`, "GFLOP/s", `ours/${c.short}`);
   const rows = results.map((r) => {
     const o = r.results.ours;
@@ -681,6 +780,9 @@ async function main(): Promise<void> {
       fmtGflops(r.flop, p),
       fmtRatio(o, p),
     ];
+    if (jaxColumn) {
+      row.push(fmtStats(r.results.jax), fmtGflops(r.flop, r.results.jax), fmtRatio(o, r.results.jax));
+    }
     for (const c of torchColumns) {
       const t = r.results[c.key];
       row.push(fmtStats(t), fmtGflops(r.flop, t), fmtRatio(o, t));
@@ -694,6 +796,7 @@ async function main(): Promise<void> {
       g.report.isFallback ? "software/fallback" : "hardware"
     }).`,
     `TF.js: ${tfjsInfo || tfjsError || "not run"}.`,
+    `jax-js: ${jaxInfo || jaxError || "not run"} (matmul, Gram and convolution cases only).`,
   ];
   if (torchInfo) lines.push(`PyTorch: ${JSON.stringify(torchInfo)}.`);
   if (torchCudaInfo) lines.push(`PyTorch CUDA: ${JSON.stringify(torchCudaInfo)}.`);
@@ -710,6 +813,8 @@ async function main(): Promise<void> {
     Object.entries(r.notes).filter(([, v]) => v).map(([k, v]) => `- ${r.id} (${k}): ${v}`)
   );
   if (notes.length) lines.push("", "Notes:", ...notes);
+  const speedups = peerSpeedupLines(results);
+  if (speedups.length) lines.push("", "Software-adapter targets (issue 12), this run:", ...speedups);
   const targets = resnetTargetLines(results);
   if (targets.length) lines.push("", "Target (ResNet-18 step ≥ 50% of PyTorch fp32):", ...targets);
   console.log(lines.join("\n"));
