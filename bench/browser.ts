@@ -9,14 +9,15 @@
  *   --allow-net=127.0.0.1 --allow-run=/usr/bin/chromium bench/browser.ts \
  *   [--kernels auto|software|gpu] [--samples 5] [--calls 3] [--batch 8] [--steps 3]
  *   [--only matmul,step,tune,compare] [--width 1] [--cap-ms 3000] [--verify 3] [--pairs 5] [--records 20]
- *   [--json FILE] [--chromium PATH]
+ *   [--no-deno] [--json FILE] [--chromium PATH]
  * ```
  *
  * `--only` picks cases (default `matmul,step`). `tune`: the autotuner on a ResNet-18 step at `--batch` and
  * `--width` (`bench/tune_cases.ts`, as `deno task tune --fresh --by-layer --verify N`), on a memory cache on
  * both sides; prints each side's per-site and by-layer tables. `compare` (after `tune`, which it implies):
  * the step with the tuner's mode "off" and "cached" alternated, `--pairs` each, and the host time to record
- * a step in both modes, `--records` each.
+ * a step in both modes, `--records` each. `--no-deno`: the Chromium side only (e.g. when `deno task tune` and
+ * `bench/profile_step.ts --tuning-compare` give the llvmpipe numbers).
  *
  * Prints the adapters, one markdown table (median (min–max) ms, GFLOP/s, Chromium/Deno time ratio) and the
  * warm-up times (pipeline compilation: SwiftShader compiles each pipeline in about a second).
@@ -63,6 +64,7 @@ const args = parseArgs({
     verify: { type: "string", default: "3" },
     pairs: { type: "string", default: "5" },
     records: { type: "string", default: "20" },
+    "no-deno": { type: "boolean", default: false },
     json: { type: "string" },
     chromium: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -72,7 +74,7 @@ if (args.values.help) {
   console.log(
     "usage: bench/browser.ts [--kernels auto|software|gpu] [--samples 5] [--calls 3] [--batch 8] [--steps 3] " +
       "[--only matmul,step,tune,compare] [--width 1] [--cap-ms 3000] [--verify 3] [--pairs 5] [--records 20] " +
-      "[--json FILE] [--chromium PATH]",
+      "[--no-deno] [--json FILE] [--chromium PATH]",
   );
   Deno.exit(0);
 }
@@ -139,10 +141,12 @@ const deno: Side = {
   results: [],
 };
 console.log(`Deno: ${deno.adapter}, kernels ${deno.kernels}`);
-if (wanted("matmul")) deno.results.push(await benchMatmul1024(samples, calls));
-if (wanted("step")) deno.results.push(await benchResNetStep(batch, steps));
+const denoSide = !args.values["no-deno"];
+if (!denoSide) console.log("--no-deno: the Chromium side only");
+if (denoSide && wanted("matmul")) deno.results.push(await benchMatmul1024(samples, calls));
+if (denoSide && wanted("step")) deno.results.push(await benchResNetStep(batch, steps));
 for (const r of deno.results) console.log(`  ${r.case}: ${r.medianMs.toFixed(1)} ms`);
-if (wanted("tune")) {
+if (denoSide && wanted("tune")) {
   deno.tune = await tuneResNetStep({
     ...tuneOptions,
     fresh: true,
@@ -150,7 +154,7 @@ if (wanted("tune")) {
     log: (l) => console.log(`  ${l}`),
   });
 }
-if (wanted("compare")) {
+if (denoSide && wanted("compare")) {
   const compare = await compareTuningSteps(
     batch,
     width,
