@@ -5,12 +5,22 @@
  * The script (DIR/sweep.sbatch) runs one cell per array task (`--array=i,j,k%maxParallel`, the cells'
  * indices in plan.json), logs to DIR/logs/%A_%a.out, asks for the early warning `--signal=B:USR1@S`
  * (S seconds before the time limit, to the batch shell) and `--requeue`. It starts
- * `run-cell DIR $SLURM_ARRAY_TASK_ID` as a job step (`srun`, so a `scancel --signal=…` of the task
- * reaches it) in the background, forwards USR1/TERM/INT to it, and when run-cell exits with 75
+ * `run-cell DIR $SLURM_ARRAY_TASK_ID` as its own child (not an `srun` step: srun answers SIGTERM by
+ * killing its tasks, which would lose the checkpoint) in the background, passes USR1, TERM and INT on
+ * to it, and when run-cell exits with 75
  * (stopped early with a checkpoint) while the task is still RUNNING (a signal, the early warning; not
  * a `scancel` that cancelled it) calls `scontrol requeue <array job>_<task>`: a non-zero exit alone
  * does not requeue, and `$SLURM_JOB_ID` of the array's last task would name the whole array. The requeued task resumes from the checkpoint (after Slurm's requeue delay,
  * `cred_expire` + 1 s, 121 s by default).
+ *
+ * To stop one cell by hand: `scancel --batch --signal=TERM <array>_<i>` (or `--full`): a batch job's
+ * shell and its children get no signal from a plain `scancel --signal` (Slurm signals only job steps
+ * then, and a cell is not one); a time limit and a preemption reach them without help.
+ *
+ * A Slurm 22.05 quirk: `scancel --signal=… <array>_<i>` while tasks of the same array are still pending
+ * is answered "transitional state" and scancel sends the signal again every 5 s for about 50 s; a
+ * requeued task that starts again within that time (only with a `cred_expire` below 50 s) receives it
+ * again and stops again (it resumes from its checkpoint once more).
  * @module
  */
 import { basename, join } from "node:path";
@@ -86,17 +96,18 @@ cell=\${SLURM_ARRAY_TASK_ID:?this script runs as an array task}
 task="\${SLURM_ARRAY_JOB_ID}_\${cell}"
 echo "sweep: cell $cell as $task (job \${SLURM_JOB_ID}), restart \${SLURM_RESTART_COUNT:-0}, $(date -u +%FT%TZ) on $(hostname)"
 
-# The early warning (USR1 to this shell, ${warn} s before the time limit) and stops go to run-cell,
-# which writes a checkpoint and exits with $REQUEUE_EXIT.
+# run-cell runs as a child of this shell, not as an srun step: srun answers SIGTERM (a time limit, a
+# preemption) by killing its tasks at once, and run-cell needs the TERM itself to write its checkpoint.
+# Signals to this shell (the early warning USR1, ${warn} s before the time limit; scancel --batch) are
+# passed on; one that reaches both (a time limit, scancel --full) arrives twice within a moment, which
+# run-cell counts as one.
 child=0
 forward() { if [ "$child" -ne 0 ]; then kill -s "$1" "$child" 2>/dev/null; fi; }
 trap 'forward USR1' USR1
 trap 'forward TERM' TERM
 trap 'forward INT' INT
 
-launch=()
-if command -v srun >/dev/null 2>&1; then launch=(srun --ntasks=1 --kill-on-bad-exit=0); fi
-"\${launch[@]}" ${cmd} &
+${cmd} &
 child=$!
 # wait returns early when a trapped signal arrives: wait again until run-cell has exited.
 while kill -0 "$child" 2>/dev/null; do wait "$child"; done

@@ -2,10 +2,10 @@
  * `deno task sweep` end to end, on a real single-node Slurm (tests/slurm_cluster.ts) and with the local
  * backend: a tiny grid (synthetic data, ResNet-18 ×1/16, 24 iterations, 4 cells) is planned, submitted
  * and run to completion; one cell is paused at step 12 (SUPCON_FAULT_POINT, scoped to that cell by
- * SUPCON_SWEEP_FAULT_CELL) and signalled there — on Slurm with `scancel --signal=TERM`, locally with
+ * SUPCON_SWEEP_FAULT_CELL) and signalled there — on Slurm with `scancel --batch --signal=TERM`, locally with
  * the early warning SIGUSR1 — so it checkpoints, exits 75, is requeued and resumes; it must finish with
  * exactly the numbers of the same cell run without interruption (the other backend's, or a fresh
- * run-cell). Submitting again starts nothing. Every command runs with the permissions of deno.json's
+ * run-cell). Submitting again starts nothing; the finished sweep collects. Every command runs with the permissions of deno.json's
  * `sweep` task.
  */
 import assert from "node:assert/strict";
@@ -101,7 +101,7 @@ const tmp = await Deno.makeTempDir({ prefix: "supcon-sweep-test-" });
 const slurmSkip = await slurmUnavailable();
 
 Deno.test({
-  name: `sweep on Slurm: plan, submit, scancel --signal=TERM one cell, requeue, resume, submit again${
+  name: `sweep on Slurm: plan, submit, scancel --batch --signal=TERM one cell, requeue, resume, submit again${
     slurmSkip ? ` (skipped: ${slurmSkip})` : ""
   }`,
   ignore: slurmSkip !== null,
@@ -112,7 +112,9 @@ Deno.test({
     try {
       const dir = join(tmp, "slurm");
       const p = await plan(dir);
-      const victim = 1;
+      // The last cell: it starts when no task of the array is pending any more (signalling a task
+      // while others wait makes Slurm 22.05's scancel repeat the signal for ~50 s; sweep/slurm.ts).
+      const victim = 3;
       const env = { ...cluster.env, SUPCON_SWEEP_FAULT_CELL: String(victim), SUPCON_FAULT_POINT: PAUSE };
       const sub = await sweep([
         "submit",
@@ -148,8 +150,9 @@ Deno.test({
       const row = (await status(dir, cluster.env))[victim];
       assert.equal(row.state, "running");
       assert.match(row.slurm ?? "", new RegExp(`^${jobId}_${victim} RUNNING`));
+      // --batch: a plain `scancel --signal` reaches job steps only, and a cell is the batch script's child.
       const sc = await new Deno.Command("scancel", {
-        args: ["--signal=TERM", `${jobId}_${victim}`],
+        args: ["--batch", "--signal=TERM", `${jobId}_${victim}`],
         env: cluster.env,
       }).output();
       assert.ok(sc.success, new TextDecoder().decode(sc.stderr));
@@ -160,7 +163,10 @@ Deno.test({
         () => read(log),
       );
       const text = read(log);
-      assert.match(text, /stopped: cell 1 .*SIGTERM at step 12 of 24; checkpoint written/);
+      assert.match(
+        text,
+        new RegExp(`stopped: cell ${victim} .*SIGTERM at step 12 of 24; checkpoint written`),
+      );
       assert.match(text, new RegExp(`requeueing ${jobId}_${victim}`));
       assert.match(text, /restart 1/);
       const done = JSON.parse(read(join(dir, p.cells[victim].dir, "done.json")));
@@ -250,6 +256,12 @@ Deno.test({
         assert.equal(r.code, 0, r.err);
       }
       assert.deepEqual(finals(dir, cell.dir), finals(refDir, cell.dir), `cell ${interrupted} of ${dir}`);
+      // And the finished sweep collects: one results.csv row per cell, the test-error table, report.md.
+      const c = await sweep(["collect", dir]);
+      assert.equal(c.code, 0, c.err);
+      assert.equal(read(join(dir, "results.csv")).trim().split("\n").length, 1 + p.cells.length);
+      assert.ok(read(join(dir, "test_error.csv")).length > 0);
+      assert.ok(read(join(dir, "report.md")).length > 0);
     }
     await Deno.remove(tmp, { recursive: true });
   },
