@@ -243,26 +243,33 @@ Deno.test({
   sanitizeResources: false,
   sanitizeOps: false,
   async fn() {
-    assert.ok(runs.length > 0, "no sweep ran");
-    for (const { dir, interrupted } of runs) {
-      const p = await readPlan(dir);
-      const cell = p.cells[interrupted];
-      // The other backend ran this cell without interruption; else run it here.
-      let refDir = runs.find((r) => r.dir !== dir && r.interrupted !== interrupted)?.dir;
-      if (!refDir) {
-        refDir = join(tmp, `reference-${interrupted}`);
-        await plan(refDir);
-        const r = await sweep(["run-cell", refDir, String(interrupted)]);
-        assert.equal(r.code, 0, r.err);
-      }
-      assert.deepEqual(finals(dir, cell.dir), finals(refDir, cell.dir), `cell ${interrupted} of ${dir}`);
-      // And the finished sweep collects: one results.csv row per cell, the test-error table, report.md.
-      const c = await sweep(["collect", dir]);
-      assert.equal(c.code, 0, c.err);
-      assert.equal(read(join(dir, "results.csv")).trim().split("\n").length, 1 + p.cells.length);
-      assert.ok(read(join(dir, "test_error.csv")).length > 0);
-      assert.ok(read(join(dir, "report.md")).length > 0);
+    try {
+      await compareAndCollect();
+    } finally {
+      await Deno.remove(tmp, { recursive: true });
     }
-    await Deno.remove(tmp, { recursive: true });
   },
 });
+
+async function compareAndCollect(): Promise<void> {
+  assert.ok(runs.length > 0, "no sweep ran");
+  for (const { dir, interrupted } of runs) {
+    const p = await readPlan(dir);
+    const cell = p.cells[interrupted];
+    // The other backend ran this cell without interruption; else run it here.
+    let refDir = runs.find((r) => r.dir !== dir && r.interrupted !== interrupted)?.dir;
+    if (!refDir) {
+      refDir = join(tmp, `reference-${interrupted}`);
+      await plan(refDir);
+      const r = await sweep(["run-cell", refDir, String(interrupted)]);
+      assert.equal(r.code, 0, r.err);
+    }
+    assert.deepEqual(finals(dir, cell.dir), finals(refDir, cell.dir), `cell ${interrupted} of ${dir}`);
+    // And the finished sweep collects: one results.csv row per cell, the test-error table, report.md.
+    const c = await sweep(["collect", dir]);
+    assert.equal(c.code, 0, c.err);
+    assert.equal(read(join(dir, "results.csv")).trim().split("\n").length, 1 + p.cells.length);
+    assert.ok(read(join(dir, "test_error.csv")).length > 0);
+    assert.ok(read(join(dir, "report.md")).length > 0);
+  }
+}
