@@ -110,7 +110,9 @@ PY
   "$DENO" --version >/dev/null 2>&1 || die "the carried deno does not run here: $("$DENO" --version 2>&1 | head -3)"
   export DENO_DIR=$T/deno_dir DENO_NO_UPDATE_CHECK=1 NO_COLOR=1 PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
   export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-$T/xdg}
-  mkdir -p "$DENO_DIR" "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"
+  mkdir -p "$DENO_DIR"
+  # chmod only a folder made here: an existing one (e.g. XDG_RUNTIME_DIR=/tmp) keeps its mode
+  [ -d "$XDG_RUNTIME_DIR" ] || { mkdir -p "$XDG_RUNTIME_DIR" && chmod 700 "$XDG_RUNTIME_DIR"; }
   tfjs_flag=()
   if [ "$no_tfjs" = 1 ]; then
     tfjs_flag=(--no-tfjs)
