@@ -9,6 +9,7 @@
  * - SIGTERM or SIGINT (the trainer's own stop: the current step finishes, a checkpoint is written) and
  *   SIGUSR1, the scheduler's early warning before the time limit (here: checkpoint AND stop, where a
  *   plain `deno task train` checkpoints and goes on), end the process with {@link REQUEUE_EXIT} (75).
+ * - A finished Section 5 cell gets its geometry report (`<cell>/geometry/`, as `deno task geometry` writes it).
  * - At the end done.json is written atomically ({@link DoneRecord}); a failure writes failed.json
  *   ({@link FailedRecord}) and exits with `deno task train`'s code for it. A cell locked by another
  *   process (exit 6) is not marked failed.
@@ -27,6 +28,7 @@ import { type TrainHooks, type TrainResult, trainRun } from "../experiments/sect
 import { fitRun, SweepInterrupted } from "../experiments/random_labels.ts";
 import type { TrainConfig } from "../experiments/section5/config.ts";
 import { randomLabelsConfigOf } from "./grids.ts";
+import { defaultGeometryConfig, run as runGeometry } from "../experiments/geometry.ts";
 import { firstLine, LOCKED_EXIT, REQUEUE_EXIT, USAGE_EXIT, UsageError } from "./errors.ts";
 import {
   cellDir,
@@ -106,6 +108,27 @@ async function markDone(cell: SweepCell, dir: string, sessionSeconds: number): P
   }
   await writeJsonAtomic(join(dir, SWEEP_FILES.done), record);
   return record;
+}
+
+/** SC loss-estimate batches of a cell's geometry report, by plan scale (the CLI's default is 1000). */
+const GEOMETRY_SC_BATCHES = { paper: 1000, reduced: 100, tiny: 4 } as const;
+
+/**
+ * The Fig. 7 geometry statistics and Section 5.2's bound comparison of a finished Section 5 cell
+ * (`deno task geometry` on its final checkpoint, into `<cell>/geometry/`, which collect reads), unless a
+ * previous attempt wrote them.
+ */
+async function cellGeometry(plan: SweepPlan, dir: string): Promise<void> {
+  const out = join(dir, "geometry");
+  if (exists(join(out, "summary.json"))) return;
+  await runGeometry({
+    ...defaultGeometryConfig,
+    checkpoint: dir,
+    out,
+    scBatches: GEOMETRY_SC_BATCHES[plan.scale] ?? 1000,
+    json: false,
+    quiet: true,
+  });
 }
 
 /** What one attempt at a cell ended with. */
@@ -193,6 +216,7 @@ export async function runCell(planDir: string, index: number): Promise<CellOutco
           }
         }
       }
+      if (cell.kind === "section5") await cellGeometry(plan, dir);
       const done = await markDone(cell, dir, seconds());
       return { code: 0, message: `${name}: done in ${done.elapsedSeconds.toFixed(1)} s of training` };
     } catch (e) {
