@@ -239,6 +239,39 @@ Deno.test({
 });
 
 Deno.test({
+  name: "sweep locally: a random-labels grid runs and collects Figs. 2/8 (time to fit: CSV, SVG, PNG)",
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    const dir = join(tmp, "random-labels");
+    const gridFile = join(tmp, "random-labels-grid.json");
+    const grid = {
+      kind: "random-labels",
+      scale: "tiny",
+      axes: { loss: ["ce", "ce-fix"], corruption: [0, 1] },
+    };
+    await Deno.writeTextFile(gridFile, JSON.stringify(grid));
+    const planned = await sweep(["plan", "--grid", gridFile, "--out", dir]);
+    assert.equal(planned.code, 0, planned.err);
+    assert.match(planned.out, /planned 4 random-labels cells/);
+    const sub = await sweep(["submit", dir, "--backend", "local", "--max-parallel", "2"]);
+    assert.equal(sub.code, 0, sub.err);
+    assert.ok((await status(dir)).every((r) => r.state === "done"), "every cell done");
+    const c = await sweep(["collect", dir]);
+    assert.equal(c.code, 0, c.err);
+    const fit = read(join(dir, "time_to_fit.csv")).trim().split("\n");
+    assert.equal(fit.length, 1 + 4, `one time-to-fit row per (loss, p):\n${fit.join("\n")}`);
+    const svg = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
+      /^time_to_fit_.*\.(svg|png)$/.test(n)
+    );
+    assert.equal(svg.length, 2, `the figure as SVG and PNG: ${svg}`);
+    assert.ok(read(join(dir, svg.find((n) => n.endsWith(".svg"))!)).includes("<svg"));
+    assert.ok(Deno.statSync(join(dir, svg.find((n) => n.endsWith(".png"))!)).size > 1000);
+    assert.match(read(join(dir, "report.md")), /time_to_fit_/);
+  },
+});
+
+Deno.test({
   name: "sweep: an interrupted and resumed cell ends with exactly the numbers of an uninterrupted run",
   sanitizeResources: false,
   sanitizeOps: false,
