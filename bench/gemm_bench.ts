@@ -13,7 +13,12 @@
  *
  * Usage: deno run --allow-read --allow-write --allow-env bench/gemm_bench.ts [--k 3] [--samples 5]
  *   [--min-gflop 2]
- *   [--only matmul|conv] [--tiling register|shared|TMxTNxWXxWY] [--batch 8] [--filter substring] [--json out.json]
+ *   [--only matmul|conv] [--tiling register|shared|TMxTNxWXxWY[,field=value…][;…]] [--batch 8]
+ *   [--filter substring] [--json out.json]
+ *
+ * Several `;`-separated tilings (`bench/tiling_arg.ts`; `engine` is the engine's own choice) are timed side
+ * by side: every case's samples alternate between them, and each line after the first gives its CPU-time
+ * rate as a ratio to the first tiling's.
  */
 import { gpu, initDevice } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
@@ -27,8 +32,9 @@ import {
   type ConvGeometry,
   convGeometry,
 } from "../engine/ops/conv.ts";
-import { REGISTER_TILING, SHARED_TILING } from "../shaders/gemm.ts";
+import type { GemmTiling } from "../shaders/gemm.ts";
 import { arg, seededValues as random } from "./harness.ts";
+import { parseTiling } from "./tiling_arg.ts";
 
 const K_CALLS = Number(arg("k", "3"));
 const SAMPLES = Number(arg("samples", "5"));
@@ -49,6 +55,8 @@ interface Case {
 
 interface Result {
   name: string;
+  /** The tiling's argument (`engine`: the engine's own choice). */
+  tiling: string;
   /** Calls per sample. */
   calls: number;
   medianMs: number;
@@ -61,33 +69,46 @@ interface Result {
 
 const CORES = navigator.hardwareConcurrency;
 
-async function time(c: Case): Promise<Result> {
-  c.run();
-  await gpu().sync(); // compile + first run
-  const calls = Math.max(K_CALLS, Math.ceil(MIN_FLOPS / c.flops));
-  const samples: number[] = [];
-  const cpu: number[] = [];
-  for (let s = 0; s < SAMPLES; s++) {
-    const c0 = process.cpuUsage();
-    const t0 = performance.now();
-    for (let i = 0; i < calls; i++) c.run();
-    await gpu().sync();
-    samples.push((performance.now() - t0) / calls);
-    const used = process.cpuUsage(c0);
-    cpu.push((used.user + used.system) / 1000 / calls);
+/** Times `c` under each tiling, their samples alternating (the order reversed every other sample). */
+async function time(c: Case, tilings: { name: string; tiling: GemmTiling | null }[]): Promise<Result[]> {
+  for (const t of tilings) {
+    setGemmTiling(t.tiling);
+    c.run();
+    await gpu().sync(); // compile + first run
   }
-  samples.sort((a, b) => a - b);
-  cpu.sort((a, b) => a - b);
-  const median = samples[Math.floor(samples.length / 2)];
-  const cpuMedian = cpu[Math.floor(cpu.length / 2)] / CORES;
-  return {
-    name: c.name,
-    calls,
-    medianMs: median,
-    minMs: samples[0],
-    gflops: c.flops / median / 1e6,
-    gflopsCpu: c.flops / cpuMedian / 1e6,
-  };
+  const calls = Math.max(K_CALLS, Math.ceil(MIN_FLOPS / c.flops));
+  const samples: number[][] = tilings.map(() => []);
+  const cpu: number[][] = tilings.map(() => []);
+  for (let s = 0; s < SAMPLES; s++) {
+    const order = tilings.map((_, j) => j);
+    if (s % 2 === 1) order.reverse();
+    for (const j of order) {
+      setGemmTiling(tilings[j].tiling);
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      for (let i = 0; i < calls; i++) c.run();
+      await gpu().sync();
+      samples[j].push((performance.now() - t0) / calls);
+      const used = process.cpuUsage(c0);
+      cpu[j].push((used.user + used.system) / 1000 / calls);
+    }
+  }
+  setGemmTiling(null);
+  return tilings.map((t, j) => {
+    const wall = [...samples[j]].sort((a, b) => a - b);
+    const cpuSorted = [...cpu[j]].sort((a, b) => a - b);
+    const median = wall[Math.floor(wall.length / 2)];
+    const cpuMedian = cpuSorted[Math.floor(cpuSorted.length / 2)] / CORES;
+    return {
+      name: c.name,
+      tiling: t.name,
+      calls,
+      medianMs: median,
+      minMs: wall[0],
+      gflops: c.flops / median / 1e6,
+      gflopsCpu: c.flops / cpuMedian / 1e6,
+    };
+  });
 }
 
 function matmulCase(name: string, M: number, K: number, N: number, transA = false, transB = false): Case {
@@ -152,12 +173,8 @@ function convCases(
 }
 
 await initDevice();
-if (TILING === "register") setGemmTiling(REGISTER_TILING);
-if (TILING === "shared") setGemmTiling(SHARED_TILING);
-if (/^\d+x\d+x\d+x\d+$/.test(TILING)) {
-  const [tm, tn, wx, wy] = TILING.split("x").map(Number);
-  setGemmTiling({ ...REGISTER_TILING, threadM: tm, threadN: tn, tileM: tm * wy, tileN: tn * wx });
-}
+const TILINGS = (TILING || "engine").split(";").map((s) => s.trim()).filter((s) => s)
+  .map((name) => ({ name, tiling: name === "engine" ? null : parseTiling(name) }));
 console.log(
   `adapter: ${gpu().report.name} (fallback ${gpu().report.isFallback}); k=${K_CALLS}, samples=${SAMPLES}`,
 );
@@ -169,14 +186,20 @@ async function bench(cases: Case[]): Promise<void> {
       c.dispose();
       continue;
     }
-    const r = await time(c);
-    results.push(r);
-    console.log(
-      `${r.name.padEnd(44)} ${r.medianMs.toFixed(2).padStart(9)} ms (min ${r.minMs.toFixed(2)})  ` +
-        `${r.gflops.toFixed(2).padStart(7)} GFLOP/s wall, ${
-          r.gflopsCpu.toFixed(2).padStart(7)
-        } per ${CORES} CPU cores (${r.calls} calls/sample)`,
-    );
+    const rs = await time(c, TILINGS);
+    for (const r of rs) {
+      results.push(r);
+      const label = TILINGS.length > 1 ? `${r.name} [${r.tiling}]` : r.name;
+      const ratio = TILINGS.length > 1 && r !== rs[0]
+        ? `  ×${(r.gflopsCpu / rs[0].gflopsCpu).toFixed(2)}`
+        : "";
+      console.log(
+        `${label.padEnd(44)} ${r.medianMs.toFixed(2).padStart(9)} ms (min ${r.minMs.toFixed(2)})  ` +
+          `${r.gflops.toFixed(2).padStart(7)} GFLOP/s wall, ${
+            r.gflopsCpu.toFixed(2).padStart(7)
+          } per ${CORES} CPU cores (${r.calls} calls/sample)${ratio}`,
+      );
+    }
     c.dispose();
   }
 }

@@ -58,28 +58,48 @@ export interface GemmTiling {
   splitK?: number;
 }
 
+/** Contractions up to this length are fully unrolled by the register kernel. */
+export const UNROLL_K = 32;
+
+/** Most outputs per invocation of a fully unrolled register kernel (`fitTiling` shrinks larger blocks). */
+export const UNROLL_MAX_BLOCK = 256;
+
 /**
- * Register-blocked tiling for software adapters: each invocation computes a 16×16 block, 8×2
- * invocations per workgroup (llvmpipe runs 8 invocations along x as SIMD lanes; a 16×16 block
- * measured 26 GFLOP/s per 2 CPU cores on a 1024³ matmul, 8×8 14, 4×4 8).
+ * Register-blocked tiling for software adapters: each invocation computes a 32×32 block, 8×1 invocations
+ * per workgroup (llvmpipe runs 8 invocations along x as SIMD lanes and each storage load as a loop over the
+ * lanes, so the kernel is bound by its loads: a block of TM×TN outputs loads TM + TN values per TM·TN
+ * products). On a 1024³ matmul per 2 CPU cores: 32×32 blocks 1.3–1.5× the 16×16 blocks (8×2 invocations)
+ * of the earlier heuristic, which measured 26 GFLOP/s against 8×8 14 and 4×4 8; `bench/gemm_bench.ts
+ * --tiling` compares them, BENCHMARKS.md has the ResNet-18 layers.
  */
 export const REGISTER_TILING: GemmTiling = {
   tileM: 32,
-  tileN: 128,
+  tileN: 256,
   tileK: 4,
-  threadM: 16,
-  threadN: 16,
+  threadM: 32,
+  threadN: 32,
   useWorkgroupMemory: false,
 };
 
 /**
  * Shrinks a register tiling for a small problem so that SIMD lanes are not wasted: the per-invocation
- * block shrinks (down to 4) along a dimension the tile overshoots, then the workgroup reshapes.
- * Workgroup-memory tilings are returned unchanged.
+ * block shrinks (down to 4) along a dimension the tile overshoots, then the workgroup reshapes. A
+ * contraction of `K` ≤ UNROLL_K (fully unrolled) gets a block of at most UNROLL_MAX_BLOCK outputs (the
+ * larger side halved): a 64×64 block unrolled over K = 27 is ~30,000 lines of WGSL, minutes of llvmpipe
+ * compile time. Workgroup-memory tilings are returned unchanged.
  */
-export function fitTiling(t: GemmTiling, M: number, N: number): GemmTiling {
+export function fitTiling(t: GemmTiling, M: number, N: number, K = Infinity): GemmTiling {
   if (t.useWorkgroupMemory) return t;
   const f = { ...t };
+  while (K <= UNROLL_K && f.threadM * f.threadN > UNROLL_MAX_BLOCK) {
+    if (f.threadN >= f.threadM && f.threadN % 8 === 0) {
+      f.threadN /= 2;
+      f.tileN /= 2;
+    } else if (f.threadM % 2 === 0) {
+      f.threadM /= 2;
+      f.tileM /= 2;
+    } else break;
+  }
   while (f.tileN / 2 >= N && f.threadN > 4) {
     f.threadN /= 2;
     f.tileN /= 2;
@@ -280,13 +300,10 @@ export function gemmKernel(spec: GemmSpec): GemmKernel {
   if (spec.tiling.useWorkgroupMemory) {
     return spec.tiling.vec4 ? tileKernel(spec, hookFunctions(spec)) : sharedKernel(spec);
   }
-  return registerKernel({ ...spec, tiling: fitTiling(spec.tiling, spec.M, spec.N) });
+  return registerKernel({ ...spec, tiling: fitTiling(spec.tiling, spec.M, spec.N, spec.K) });
 }
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
-
-/** Contractions up to this length are fully unrolled by the register kernel. */
-export const UNROLL_K = 32;
 
 /**
  * Loop iterations of one invocation of the GEMM of contraction length `K` on tiling `t`, counted with

@@ -56,15 +56,22 @@ export function tilingId(t: GemmTiling): string {
 
 /** The id of `t` as a candidate for an M×N GEMM (register tilings are shrunk to the problem first). */
 export function candidateId(t: GemmTiling, sizes: GemmSizes): string {
-  return tilingId(t.useWorkgroupMemory ? t : fitTiling(t, sizes.M, sizes.N));
+  return tilingId(t.useWorkgroupMemory ? t : fitTiling(t, sizes.M, sizes.N, sizes.K));
 }
 
-/** Register-blocked tilings beside `REGISTER_TILING` (blocks per invocation × invocations per workgroup). */
-const REGISTER_VARIANTS: GemmTiling[] = [
+/**
+ * Register-blocked tilings beside `REGISTER_TILING` (32×32 outputs per invocation, 8×1 invocations): on
+ * llvmpipe such a kernel is bound by its storage loads (each a loop over the SIMD lanes), so larger blocks,
+ * with fewer loads per product, run faster but compile slower. Per 2 CPU cores on a 1024³ matmul
+ * (`bench/gemm_bench.ts --tiling`, BENCHMARKS.md): 16×32 blocks 1.3×, 32×32 1.3–1.5×, 32×64 1.5×, 64×64
+ * 1.7× the 16×16 blocks of the earlier heuristic; but a conv pass's kernel compiles in about 1 s with 32×32
+ * blocks and in 90–100 s with 32×64 ones, so nothing larger than 32×32 is a candidate. The earlier 16×16
+ * heuristic and a 16×32 block stay for GEMMs whose shapes the larger block fits worse.
+ */
+export const REGISTER_VARIANTS: GemmTiling[] = [
   REGISTER_TILING,
-  { tileM: 16, tileN: 128, tileK: 4, threadM: 8, threadN: 16, useWorkgroupMemory: false },
-  { tileM: 64, tileN: 64, tileK: 4, threadM: 8, threadN: 8, useWorkgroupMemory: false },
-  { tileM: 32, tileN: 64, tileK: 4, threadM: 16, threadN: 8, useWorkgroupMemory: false },
+  { tileM: 32, tileN: 128, tileK: 4, threadM: 16, threadN: 16, useWorkgroupMemory: false },
+  { tileM: 32, tileN: 256, tileK: 4, threadM: 16, threadN: 32, useWorkgroupMemory: false },
 ];
 
 /**
@@ -89,7 +96,7 @@ const SPLIT_MIN_K = 256;
 
 /** Split factors worth timing for `sizes` on tiling `t`: long K and too few output tiles to fill a GPU. */
 export function splitKFactors(sizes: GemmSizes, t: GemmTiling): number[] {
-  const f = t.useWorkgroupMemory ? t : fitTiling(t, sizes.M, sizes.N);
+  const f = t.useWorkgroupMemory ? t : fitTiling(t, sizes.M, sizes.N, sizes.K);
   const tiles = Math.ceil(sizes.M / f.tileM) * Math.ceil(sizes.N / f.tileN) * sizes.batch;
   if (tiles >= SPLIT_MAX_TILES) return [];
   return [4, 16].filter((S) => sizes.K / S >= SPLIT_MIN_K && sizes.batch * S <= 65535);
