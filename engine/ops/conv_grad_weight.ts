@@ -15,6 +15,7 @@ import { fitTiling, type GemmHooks, type GemmTiling } from "../../shaders/gemm.t
 import { dispatchGemm, gemmTiling } from "./matmul.ts";
 import { channelsLastCopy, imagesOf, imagesPerChunk } from "./conv_channels_last.ts";
 import { type ConvGeometry, inputLayout, label, splitPixel, subsample, xAtDecl } from "./conv_common.ts";
+import { gradWeightPixels } from "./conv_taps.ts";
 
 /**
  * One way to compute grad weight as GEMMs over the batch's pixels: the transient operand made from (a chunk
@@ -51,6 +52,8 @@ function channelsLastRoute(g: ConvGeometry): GradWeightRoute {
   const { layout, s } = inputLayout(g);
   const { Hq, Wq, Cq } = layout;
   const dyVec = OHW % 4 === 0;
+  // Workgroup tiles: the contraction index (a pixel) splits through a table (`conv_taps.ts`), not by division.
+  const pixels = gemmTiling().useWorkgroupMemory;
   return {
     M: g.O,
     N: KK * Cq,
@@ -58,6 +61,23 @@ function channelsLastRoute(g: ConvGeometry): GradWeightRoute {
     operand: (x) => channelsLastCopy(x, layout, `conv2d.gradWeight ${label(g)}`),
     hooks(gc, kChunk, accumulate) {
       const kg = `(b * ${kChunk}u + k)`;
+      if (pixels) {
+        const store = accumulate ? "dw[e] = dw[e] + v;" : "dw[e] = v;";
+        const dyIndex = `u32(pix[${kg}].x) + row * ${OHW}u`;
+        const xqIndex = `let t = col / ${Cq}u; let c = col % ${Cq}u;
+  let e = u32(pix[${kg}].y) + ((t / ${g.KW}u) * ${Wq}u + t % ${g.KW}u) * ${Cq}u + c;`;
+        const hooks: GemmHooks = {
+          decls: "",
+          readA: dyVec ? `let i = ${dyIndex}; return dy[i / 4u][i % 4u];` : `return dy[${dyIndex}];`,
+          readB: `${xqIndex} return xq[e / 4u][e % 4u];`,
+          readB4: `${xqIndex} return xq[e / 4u];`,
+          writeC:
+            `let t = col / ${Cq}u; let c = col % ${Cq}u; let e = (b * ${g.O}u + row) * ${CKK}u + c * ${KK}u + t; ` +
+            (Cq === g.C ? store : `if (c < ${g.C}u) { ${store} }`),
+        };
+        if (dyVec) hooks.readA4 = `return dy[(${dyIndex}) / 4u];`;
+        return hooks;
+      }
       const dyIndex = `(${kg} / ${OHW}u * ${g.O}u + row) * ${OHW}u + ${kg} % ${OHW}u`;
       const store = accumulate ? "dw[e] = dw[e] + v;" : "dw[e] = v;";
       const xqIndex = `${splitPixel(gc, kg)} let t = col / ${Cq}u; let c = col % ${Cq}u;
@@ -79,6 +99,7 @@ function channelsLastRoute(g: ConvGeometry): GradWeightRoute {
       read("xq", xq, "array<vec4<f32>>"),
       read("dy", dy, dyVec ? "array<vec4<f32>>" : "array<f32>"),
       write("dw", dw),
+      ...(pixels ? [gradWeightPixels(g, dy.shape[0], { Hq, Wq, Cq, s })] : []),
     ],
   };
 }

@@ -1,14 +1,16 @@
 /**
  * Precomputed im2col indices for the convolution GEMMs of the workgroup-tile ("gpu") routes: a small table
- * per geometry maps the contraction index k to its tap, so the hooks split k with one load instead of an
- * integer division and three remainders per element (the column's pixel is split once per column, which a
- * GPU compiler hoists out of the K loop: it does not change with k).
+ * per geometry maps the contraction index k to its tap (forward, grad input) or pixel (grad weight), so the
+ * hooks split k with one load instead of an integer division and three remainders per element (the
+ * column's part is split once per column, which a GPU compiler hoists out of the K loop: it does not change
+ * with k).
  *
  * Each entry is a `vec2<i32>`: `.x` the tap's offset in the operand's flat index, relative to the
  * column's base (forward: c·H·W + kh·W + kw; grad input: o·OH·OW − th·OW − tw), `.y` the tap's row and
  * column packed as (kh << 16) | kw, for the bounds checks of the zero padding. Tables are uploaded once per
  * geometry and device into storage buffers the engine keeps (a few KiB each: K entries, K = C·KH·KW or
- * O·taps), outside the buffer pool, so they never count as a live tensor.
+ * O·taps; grad weight's one entry per pixel of an image chunk, 8 bytes per pixel), outside the buffer pool,
+ * so they never count as a live tensor.
  *
  * @module
  */
@@ -100,6 +102,33 @@ export function gradInputTaps(g: ConvGeometry, nkh: number, nkw: number): Kernel
       const tw = t % nkw;
       out[2 * k] = o * g.OH * g.OW - th * g.OW - tw;
       out[2 * k + 1] = pack(th, tw);
+    }
+    return out;
+  });
+}
+
+/**
+ * The grad weight's table over the pixels kg = n·OH·OW + q of a chunk of `images` images (the contraction
+ * of its channels-last GEMM): `.x` = n·O·OH·OW + q (dy's flat index of row o is `.x` + o·OH·OW), `.y` =
+ * ((n·Hq + oh·s)·Wq + ow·s)·Cq (the channels-last copy's flat index of tap (kh, kw), channel c is `.y` +
+ * (kh·Wq + kw)·Cq + c).
+ */
+export function gradWeightPixels(
+  g: ConvGeometry,
+  images: number,
+  q: { Hq: number; Wq: number; Cq: number; s: number },
+): KernelBinding {
+  const OHW = g.OH * g.OW;
+  const key = `gradWeight ${images} ${g.O} ${g.OH} ${g.OW} ${q.Hq} ${q.Wq} ${q.Cq} ${q.s}`;
+  return table("pix", key, () => {
+    const out = new Int32Array(2 * images * OHW);
+    for (let kg = 0; kg < images * OHW; kg++) {
+      const n = Math.floor(kg / OHW);
+      const p = kg % OHW;
+      const oh = Math.floor(p / g.OW);
+      const ow = p % g.OW;
+      out[2 * kg] = n * g.O * OHW + p;
+      out[2 * kg + 1] = ((n * q.Hq + oh * q.s) * q.Wq + ow * q.s) * q.Cq;
     }
     return out;
   });
