@@ -32,6 +32,11 @@ export interface TuningEntry {
   method: "timestamp" | "wall";
   /** When (ISO 8601). */
   at: string;
+  /**
+   * Median times of the heuristic and the challenger timed in alternation (only when a candidate beat the
+   * heuristic in the first timing; `winner` is the heuristic when the challenger did not hold up).
+   */
+  verified?: { heuristic: number; winner: number };
 }
 
 interface AdapterSection {

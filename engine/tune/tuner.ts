@@ -69,6 +69,11 @@ export class Tuner {
   capMs = 3000;
   /** A candidate replaces the heuristic only when it is faster by more than this fraction (noise). */
   margin = 0.03;
+  /**
+   * Interleaved rounds (heuristic, challenger) that confirm a challenger before it replaces the heuristic
+   * (0: none); it must win the medians by more than `margin` too.
+   */
+  verifyRounds = 3;
   /** Measure every site again, ignoring cached winners (`deno task tune --fresh`); results are still saved. */
   remeasure = false;
   /** Timing options. */
@@ -80,6 +85,8 @@ export class Tuner {
   #cache: TuningCache;
   #decided = new Map<string, TuneDecision>();
   #pending = new Map<string, TuneSite>();
+  /** Sites of the batch being measured (timing a route records its pass, which must not queue them again). */
+  #measuring = new Set<string>();
 
   /** The tuner of `gpu`'s device. */
   constructor(private readonly gpu: Gpu) {
@@ -138,7 +145,7 @@ export class Tuner {
       this.#decided.set(site.key, d);
       return d.choice;
     }
-    if (this.mode === "measure") this.#pending.set(site.key, site);
+    if (this.mode === "measure" && !this.#measuring.has(site.key)) this.#pending.set(site.key, site);
     return site.heuristic;
   }
 
@@ -159,13 +166,20 @@ export class Tuner {
    */
   async measurePending(onSite?: (d: TuneDecision) => void, limit = Infinity): Promise<TuneDecision[]> {
     const sites = [...this.#pending.values()].slice(0, limit);
-    for (const site of sites) this.#pending.delete(site.key);
-    const out: TuneDecision[] = [];
     for (const site of sites) {
-      const d = await this.#measure(site);
-      this.#decided.set(site.key, d);
-      out.push(d);
-      onSite?.(d);
+      this.#pending.delete(site.key);
+      this.#measuring.add(site.key);
+    }
+    const out: TuneDecision[] = [];
+    try {
+      for (const site of sites) {
+        const d = await this.#measure(site);
+        this.#decided.set(site.key, d);
+        out.push(d);
+        onSite?.(d);
+      }
+    } finally {
+      for (const site of sites) this.#measuring.delete(site.key);
     }
     if (sites.length) {
       let current: string | null = null;
@@ -180,6 +194,8 @@ export class Tuner {
   async #measure(site: TuneSite): Promise<TuneDecision> {
     const ms: Record<string, number | null> = {};
     let method: CandidateTime["method"] = "wall";
+    let winner = site.heuristic;
+    let verified: { heuristic: number; winner: number } | null = null;
     const start = performance.now();
     const runner = site.prepare();
     try {
@@ -207,15 +223,20 @@ export class Tuner {
           ms[c] = null; // a candidate this device cannot run is never chosen
         }
       }
+      // The heuristic keeps its place unless another candidate beats it by more than the noise margin...
+      const base = ms[site.heuristic];
+      let bestMs = base === null || base === undefined ? Infinity : base * (1 - this.margin);
+      for (const [c, t] of Object.entries(ms)) {
+        if (t !== null && t < bestMs) [winner, bestMs] = [c, t];
+      }
+      // ...and again when the two are timed interleaved (H C, C H, H C: the load of a shared machine
+      // drifts between candidates timed seconds apart, and the fastest of several noisy times is biased low).
+      if (winner !== site.heuristic && base !== null && base !== undefined && this.verifyRounds > 0) {
+        verified = await this.#confirm(runner, site.heuristic, winner);
+        if (verified && !(verified.winner < verified.heuristic * (1 - this.margin))) winner = site.heuristic;
+      }
     } finally {
       runner.dispose();
-    }
-    // The heuristic keeps its place unless another candidate beats it by more than the noise margin.
-    const base = ms[site.heuristic];
-    let winner = site.heuristic;
-    let bestMs = base === null || base === undefined ? Infinity : base * (1 - this.margin);
-    for (const [c, t] of Object.entries(ms)) {
-      if (t !== null && t < bestMs) [winner, bestMs] = [c, t];
     }
     const entry: TuningEntry = {
       winner,
@@ -223,8 +244,36 @@ export class Tuner {
       ms,
       method,
       at: new Date().toISOString(),
+      ...(verified ? { verified } : {}),
     };
     if (Object.values(ms).some((t) => t !== null)) this.#cache.set(site.key, entry);
     return { label: site.label, choice: winner, heuristic: site.heuristic, source: "measured", entry };
+  }
+
+  /** Median times of `heuristic` and `challenger` timed in alternation (`verifyRounds` pairs), or null. */
+  async #confirm(
+    runner: SiteRunner,
+    heuristic: string,
+    challenger: string,
+  ): Promise<{ heuristic: number; winner: number } | null> {
+    const h: number[] = [];
+    const c: number[] = [];
+    const once = async (id: string) =>
+      (await timeCandidate(this.gpu, () => runner.record(id), { ...this.timing, samples: 1 })).ms;
+    try {
+      for (let r = 0; r < this.verifyRounds; r++) {
+        if (r % 2 === 0) {
+          h.push(await once(heuristic));
+          c.push(await once(challenger));
+        } else {
+          c.push(await once(challenger));
+          h.push(await once(heuristic));
+        }
+      }
+    } catch {
+      return null;
+    }
+    const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor(v.length / 2)];
+    return { heuristic: median(h), winner: median(c) };
   }
 }
