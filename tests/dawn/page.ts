@@ -22,6 +22,7 @@ import "../training_test.ts";
 import "../memory_test.ts";
 import "../perf_invariants_test.ts";
 import "../gemm_candidates_test.ts";
+import "../gemm_register_test.ts";
 import "../tuning_test.ts";
 import { registeredTests } from "../harness.ts";
 import { gpu, initDevice } from "../../engine/gpu.ts";
