@@ -83,7 +83,8 @@ export const REGISTER_TILING: GemmTiling = {
 
 /**
  * Shrinks a register tiling for a small problem so that SIMD lanes are not wasted: the per-invocation
- * block shrinks (down to 4) along a dimension the tile overshoots, then the workgroup reshapes. A
+ * block shrinks (down to 4) along a dimension the tile overshoots, then the workgroup reshapes; a problem
+ * wider than one tile gets a block 4 columns wider or narrower if that pads fewer columns. A
  * contraction of `K` ≤ UNROLL_K (fully unrolled) gets a block of at most UNROLL_MAX_BLOCK outputs (the
  * larger side halved): a 64×64 block unrolled over K = 27 is ~30,000 lines of WGSL, minutes of llvmpipe
  * compile time. Workgroup-memory tilings are returned unchanged.
@@ -91,6 +92,16 @@ export const REGISTER_TILING: GemmTiling = {
 export function fitTiling(t: GemmTiling, M: number, N: number, K = Infinity): GemmTiling {
   if (t.useWorkgroupMemory) return t;
   const f = { ...t };
+  // A block 4 columns wider or narrower where that leaves fewer padded columns in the last tile (e.g. a
+  // 64→64 conv's grad weight, N = 576: two tiles of 8·36 instead of three of 8·32 with 192 columns unused).
+  if (K > UNROLL_K && N > f.tileN) {
+    const wg = f.tileN / f.threadN;
+    const waste = (tn: number) => Math.ceil(N / (wg * tn)) * wg * tn - N;
+    let tn = f.threadN;
+    for (const c of [f.threadN + 4, f.threadN - 4]) if (c >= 4 && waste(c) < waste(tn)) tn = c;
+    f.threadN = tn;
+    f.tileN = wg * tn;
+  }
   while (K <= UNROLL_K && f.threadM * f.threadN > UNROLL_MAX_BLOCK) {
     if (f.threadN >= f.threadM && f.threadN % 8 === 0) {
       f.threadN /= 2;

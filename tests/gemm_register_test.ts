@@ -1,7 +1,8 @@
 /**
  * The register-blocked GEMM kernel with large per-invocation blocks (more than 16×16 outputs: the software
  * heuristic's 32×32 and the 16×32 candidate of `engine/tune/gemm_candidates.ts`) against float64, forced with `setGemmTiling`: partial tiles in M and N with the block
- * left whole (N > half the tile), K % 4 ≠ 0 (the scalar tail), a contraction just past the full-unroll limit
+ * left whole (N > half the tile; N just past a tile, where `fitTiling` widens the block by 4 columns),
+ * K % 4 ≠ 0 (the scalar tail), a contraction just past the full-unroll limit
  * and one below it (where `fitTiling` caps the block at `UNROLL_MAX_BLOCK` outputs), K past the loop budget
  * (split-K by `gemmMaxK`), all four transposes (Aᵀ: scalar A reads; A·Bᵀ: the dot-product kernel), a batch
  * of 3 with a broadcast operand, and conv forward, grad input and grad weight with more output channels
@@ -130,9 +131,12 @@ const CONVS: ConvDims[] = [
 ];
 
 test({
-  name: "gemm register blocks: the large-block tilings exist and are the register candidates' largest",
+  name: "gemm register blocks: the large-block tilings exist; fitTiling caps unrolled blocks, fits wide N",
   fn() {
     if (LARGE.length < 2) throw new Error(`only ${LARGE.length} large register tilings`);
+    // N = 576 (a 64→64 conv's grad weight): two tiles of 8·36 columns, not three of 8·32 (192 unused).
+    const wide = fitTiling(REGISTER_TILING, 64, 576, 8192);
+    if (wide.threadN !== 36 || wide.tileN !== 288) throw new Error(`N = 576: ${JSON.stringify(wide)}`);
     for (const t of LARGE) {
       // A short contraction is unrolled: its block must be capped.
       const f = fitTiling(t, 4096, 4096, UNROLL_K);
