@@ -86,7 +86,11 @@ test("tuning: picks a planted fast candidate over a slow heuristic, keeps an unb
     assert.equal(byLabel["planted|slow-first"].choice, "fast");
     const confirmed = byLabel["planted|slow-first"].entry!.verified;
     assert.ok(confirmed && confirmed.winner < confirmed.heuristic, "confirmed in alternation");
-    assert.equal(byLabel["planted|fast-first"].entry!.verified, undefined, "an unbeaten heuristic needs none");
+    assert.equal(
+      byLabel["planted|fast-first"].entry!.verified,
+      undefined,
+      "an unbeaten heuristic needs none",
+    );
     assert.equal(byLabel["planted|fast-first"].choice, "fast");
     assert.equal(g.tuner.choose(slowFirst), "fast", "measured: the winner");
     assert.equal(g.tuner.pendingCount, 0, "a measured site is not queued again");
