@@ -496,7 +496,7 @@ export function peerSpeedupLines(results: CaseResult[]): string[] {
     return sum;
   };
   const verdict = (x: number, target: number) =>
-    `${x.toFixed(1)}× (target ≥ ${target}×: ${x >= target ? "met" : "not met"})`;
+    `${x.toFixed(2)}× (target ≥ ${target}×: ${x >= target ? "met" : "not met"})`;
   const mm = byId.get("matmul-1024");
   if (mm?.results.ours && mm.flop) {
     const rate = mm.flop / mm.results.ours.median / 1e6;
