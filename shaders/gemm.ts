@@ -65,14 +65,32 @@ export const UNROLL_K = 32;
 export const UNROLL_MAX_BLOCK = 256;
 
 /**
- * Register-blocked tiling for software adapters: each invocation computes a 32×32 block, 8×1 invocations
- * per workgroup (llvmpipe runs 8 invocations along x as SIMD lanes and each storage load as a loop over the
- * lanes, so the kernel is bound by its loads: a block of TM×TN outputs loads TM + TN values per TM·TN
- * products). On a 1024³ matmul per 2 CPU cores: 32×32 blocks 1.3–1.5× the 16×16 blocks (8×2 invocations)
- * of the earlier heuristic, which measured 26 GFLOP/s against 8×8 14 and 4×4 8; `bench/gemm_bench.ts
- * --tiling` compares them, BENCHMARKS.md has the ResNet-18 layers.
+ * Register-blocked tiling for software adapters: each invocation computes a 16×16 block, 8×2 invocations per
+ * workgroup (llvmpipe runs 8 invocations along x as SIMD lanes and each storage load as a loop over the lanes,
+ * so the kernel is bound by its loads: a block of TM×TN outputs loads TM + TN values per TM·TN products; on a
+ * 1024³ matmul per 2 CPU cores 16×16 measured 26 GFLOP/s against 8×8 14 and 4×4 8).
+ *
+ * Larger blocks run faster still ({@link REGISTER_TILING_32}: 1.1–1.5× per ResNet-18 conv pass) but compile
+ * far slower: with a cold shader cache the first ResNet-18 step (batch 8) took 621 s with 32×32 blocks against
+ * 84 s with these (llvmpipe, `MESA_SHADER_CACHE_DISABLE=true`, same loaded machine, 2026-12-07). So they are an
+ * autotuner candidate (`deno task tune`), not the default.
  */
 export const REGISTER_TILING: GemmTiling = {
+  tileM: 32,
+  tileN: 128,
+  tileK: 4,
+  threadM: 16,
+  threadN: 16,
+  useWorkgroupMemory: false,
+};
+
+/**
+ * 32×32 outputs per invocation, one row of 8 invocations per workgroup: 1.3–1.5× {@link REGISTER_TILING} on a
+ * 1024³ matmul on llvmpipe, 1.14–1.53× on every ResNet-18 3×3 conv pass past the stem (BENCHMARKS.md), at
+ * about 3× the compile time of a conv pass (7× of a ResNet-18 step's kernels, the dot-product ones worst).
+ * A tuner candidate.
+ */
+export const REGISTER_TILING_32: GemmTiling = {
   tileM: 32,
   tileN: 256,
   tileK: 4,

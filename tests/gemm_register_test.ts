@@ -21,6 +21,7 @@ import {
   gemmMaxK,
   type GemmTiling,
   REGISTER_TILING,
+  REGISTER_TILING_32,
   UNROLL_K,
   UNROLL_MAX_BLOCK,
 } from "../shaders/gemm.ts";
@@ -135,7 +136,7 @@ test({
   fn() {
     if (LARGE.length < 2) throw new Error(`only ${LARGE.length} large register tilings`);
     // N = 576 (a 64→64 conv's grad weight): two tiles of 8·36 columns, not three of 8·32 (192 unused).
-    const wide = fitTiling(REGISTER_TILING, 64, 576, 8192);
+    const wide = fitTiling(REGISTER_TILING_32, 64, 576, 8192);
     if (wide.threadN !== 36 || wide.tileN !== 288) throw new Error(`N = 576: ${JSON.stringify(wide)}`);
     for (const t of LARGE) {
       // A short contraction is unrolled: its block must be capped.

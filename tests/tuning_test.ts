@@ -162,6 +162,8 @@ test("tuning: GEMMs on measured winners agree with float64; mode names are check
     () => resolveTuningMode("fast", "SUPCON_TUNING"),
     /SUPCON_TUNING="fast": expected one of off, cached, measure/,
   );
+  const cap = g.tuner.capMs;
+  g.tuner.capMs = 600_000; // every candidate, however slowly a software adapter compiles them
   await withTuner(g, "measure", memoryStore(), async () => {
     const [M, N, K] = [45, 67, 131];
     const a = randomArray(M * K, 1);
@@ -179,7 +181,7 @@ test("tuning: GEMMs on measured winners agree with float64; mode names are check
     assertClose(await first.toArray(), ref, { ...tol, label: "heuristic" });
     assertClose(await tuned.toArray(), ref, { ...tol, label: `tuned (${d.choice})` });
     for (const t of [ta, tb, first, tuned]) t.dispose();
-  });
+  }).finally(() => g.tuner.capMs = cap);
 });
 
 test({

@@ -14,6 +14,7 @@ import {
   type GemmLimits,
   type GemmTiling,
   REGISTER_TILING,
+  REGISTER_TILING_32,
   SHARED_SCALAR_TILING,
   SHARED_TILING,
   tilingMisfit,
@@ -60,17 +61,18 @@ export function candidateId(t: GemmTiling, sizes: GemmSizes): string {
 }
 
 /**
- * Register-blocked tilings beside `REGISTER_TILING` (32×32 outputs per invocation, 8×1 invocations): on
+ * Register-blocked tilings: the heuristic `REGISTER_TILING` (16×16 per invocation, 8×2 invocations), the 32×32
+ * blocks of `REGISTER_TILING_32` (8×1 invocations) and a 16×32 block. On
  * llvmpipe such a kernel is bound by its storage loads (each a loop over the SIMD lanes), so larger blocks,
  * with fewer loads per product, run faster but compile slower. Per 2 CPU cores on a 1024³ matmul
  * (`bench/gemm_bench.ts --tiling`, BENCHMARKS.md): 16×32 blocks 1.3×, 32×32 1.3–1.5×, 32×64 1.5×, 64×64
  * 1.7× the 16×16 blocks of the earlier heuristic; but a conv pass's kernel compiles in about 1 s with 32×32
- * blocks and in 90–100 s with 32×64 ones, so nothing larger than 32×32 is a candidate. The earlier 16×16
- * heuristic and a 16×32 block stay for GEMMs whose shapes the larger block fits worse.
+ * blocks and in 90–100 s with 32×64 ones, so nothing larger than 32×32 is a candidate, and 32×32 is a candidate rather than the
+ * heuristic (see `REGISTER_TILING`: a cold-cache ResNet-18 step compiles 7× longer with it).
  */
 export const REGISTER_VARIANTS: GemmTiling[] = [
   REGISTER_TILING,
-  { tileM: 32, tileN: 128, tileK: 4, threadM: 16, threadN: 16, useWorkgroupMemory: false },
+  REGISTER_TILING_32,
   { tileM: 32, tileN: 256, tileK: 4, threadM: 16, threadN: 32, useWorkgroupMemory: false },
 ];
 
