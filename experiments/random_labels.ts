@@ -21,6 +21,7 @@
  * time_to_fit.svg/png to --out.
  * @module
  */
+import { existsSync as exists } from "node:fs";
 import { join } from "node:path";
 import { defaultConfig, type ExperimentConfig, parseExperimentArgs, runDir, saveConfig } from "./lib/cli.ts";
 import { readCsv, writeCsv } from "../train/csv.ts";
@@ -207,15 +208,6 @@ export function trainConfigFor(cfg: RandomLabelsConfig, loss: LossName, p: numbe
   };
   validateTrainConfig(c);
   return c;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** Evaluations a previous session of a run logged up to its checkpoint (from its metrics.csv). */

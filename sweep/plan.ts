@@ -22,6 +22,7 @@
  * Needs `--allow-read` (and `--allow-write` for {@link writePlan}).
  * @module
  */
+import { existsSync as exists } from "node:fs";
 import { join } from "node:path";
 import { createHash } from "node:crypto";
 import { readCsv } from "../train/csv.ts";
@@ -222,15 +223,6 @@ export async function writePlan(dir: string, plan: SweepPlan): Promise<string> {
   const path = join(dir, SWEEP_FILES.plan);
   await writeJsonAtomic(path, plan);
   return path;
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /**

@@ -19,6 +19,7 @@
  * a running sweep at a named point and signal it there.
  * @module
  */
+import { existsSync as exists } from "node:fs";
 import { join } from "node:path";
 import { writeJsonAtomic } from "../train/atomic.ts";
 import { readCsv } from "../train/csv.ts";
@@ -42,15 +43,6 @@ import {
 
 /** Signals run-cell listens to from its start (before the trainer installs its own). */
 const LISTENED = ["SIGTERM", "SIGINT", "SIGUSR1"] as const;
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function readJson(path: string): Promise<Record<string, unknown> | null> {
   try {

@@ -8,6 +8,7 @@
  * uninterrupted one exactly.
  * @module
  */
+import { existsSync as exists } from "node:fs";
 import { join, resolve } from "node:path";
 import { gpu, initDevice } from "../../engine/gpu.ts";
 import type { Tensor } from "../../engine/tensor.ts";
@@ -97,15 +98,6 @@ export function shellQuote(word: string): string {
 }
 export { deriveSeed, prepareData, type PreparedData } from "./data.ts";
 export * from "./types.ts";
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The resume checks, before anything in the folder is touched: returns the checkpoint to resume from. */
 async function checkResume(
