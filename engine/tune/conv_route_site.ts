@@ -10,24 +10,10 @@
 import { gpu } from "../gpu.ts";
 import { empty, type Tensor } from "../tensor.ts";
 import type { TuneSite } from "./tuner.ts";
+import type { ConvGeometry } from "../ops/conv_common.ts";
 
 /** The two routes. */
 export type ConvRoute = "channels-last" | "im2col";
-
-/** The geometry fields a route site needs (a subset of `ConvGeometry`). */
-export interface RouteGeometry {
-  N: number;
-  C: number;
-  H: number;
-  W: number;
-  O: number;
-  KH: number;
-  KW: number;
-  OH: number;
-  OW: number;
-  stride: number;
-  pad: number;
-}
 
 /** A pass on explicit tensors: forward (y, x, w) or grad input (dx, dy, w), in its op's argument order. */
 export type ConvPassInto<G> = (out: Tensor, input: Tensor, w: Tensor, g: G) => void;
@@ -38,7 +24,7 @@ let forced: ConvRoute | null = null;
  * The route of `pass` for geometry `g`: `heuristic` unless the tuner has measured otherwise (or, while the
  * tuner times this site, the route being timed). `run` is the pass itself, called on scratch tensors.
  */
-export function tunedConvRoute<G extends RouteGeometry>(
+export function tunedConvRoute<G extends ConvGeometry>(
   pass: "forward" | "gradInput",
   g: G,
   heuristic: ConvRoute,
