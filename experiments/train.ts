@@ -16,6 +16,7 @@
  * stderr naming the cause and the file or flag; `--debug` (or `SUPCON_DEBUG=1`) adds the stack trace.
  * @module
  */
+import { environmentVariable } from "../engine/environment.ts";
 import { CliError, CliHelp, parseTrainArgs } from "./section5/config.ts";
 import { ConfigError } from "./section5/config.ts";
 import {
@@ -72,7 +73,7 @@ export function describeError(e: unknown): { code: number; message: string } {
 
 /** Runs the CLI with `args`; returns the process exit code. */
 export async function main(argsIn: readonly string[]): Promise<number> {
-  const debug = argsIn.includes("--debug") || readEnv("SUPCON_DEBUG") === "1";
+  const debug = argsIn.includes("--debug") || environmentVariable("SUPCON_DEBUG") === "1";
   const args = argsIn.filter((a) => a !== "--debug");
   let config;
   try {
@@ -148,16 +149,6 @@ async function hasCheckpoint(path: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-function readEnv(name: string): string | undefined {
-  try {
-    return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted"
-      ? Deno.env.get(name)
-      : undefined;
-  } catch {
-    return undefined;
   }
 }
 

@@ -22,6 +22,7 @@
 import { existsSync as exists } from "node:fs";
 import { join } from "node:path";
 import { writeJsonAtomic } from "../train/atomic.ts";
+import { environmentVariable } from "../engine/environment.ts";
 import { readCsv } from "../train/csv.ts";
 import { RunLockedError } from "../train/lock.ts";
 import { describeError } from "../experiments/train.ts";
@@ -52,20 +53,10 @@ async function readJson(path: string): Promise<Record<string, unknown> | null> {
   }
 }
 
-function envGet(name: string): string | undefined {
-  try {
-    return Deno.permissions.querySync({ name: "env", variable: name }).state === "granted"
-      ? Deno.env.get(name)
-      : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** The test hook of the module doc: keep SUPCON_FAULT_POINT only for the named cell's first attempt. */
 function scopeFaultPoint(cell: SweepCell, dir: string): void {
-  const only = envGet("SUPCON_SWEEP_FAULT_CELL");
-  if (only === undefined || envGet("SUPCON_FAULT_POINT") === undefined) return;
+  const only = environmentVariable("SUPCON_SWEEP_FAULT_CELL");
+  if (only === undefined || environmentVariable("SUPCON_FAULT_POINT") === undefined) return;
   if (Number(only) !== cell.index || exists(join(dir, SWEEP_FILES.checkpoint))) {
     Deno.env.delete("SUPCON_FAULT_POINT");
   }
