@@ -26,13 +26,9 @@
  */
 import { gpu, initDevice } from "../engine/gpu.ts";
 import "../engine/autograd.ts";
-import { tensor } from "../engine/tensor.ts";
-import { tidy } from "../engine/scope.ts";
-import { crossEntropy } from "../engine/ops/loss.ts";
-import { SGD } from "../engine/optim/sgd.ts";
-import { ResNet18, resnetWidths } from "../models/resnet.ts";
-import { LinearClassifier } from "../models/classifier.ts";
-import { arg, seededValues as random } from "./harness.ts";
+import { resnetWidths } from "../models/resnet.ts";
+import { arg } from "./harness.ts";
+import { resnetTrainStep } from "./resnet_step.ts";
 
 if (Deno.args.includes("--help")) {
   console.log(
@@ -71,14 +67,9 @@ export function mustBeLive(batch: number, width: number, params: number, buffers
 }
 
 async function run(batch: number, width: number) {
-  const model = new ResNet18({ width, seed: 1 });
-  const head = new LinearClassifier(model.featureDim, 10, { seed: 2 });
-  const params = [...model.parameters(), ...head.parameters()];
-  const sgd = new SGD(params, { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
-  const x = tensor(random(batch * 3 * 32 * 32, 7), [batch, 3, 32, 32]);
-  const labels = tensor(Array.from({ length: batch }, (_, i) => i % 10), [batch], { dtype: "i32" });
-  const nParams = params.reduce((s, p) => s + p.size, 0);
-  const nBuffers = model.buffers().reduce((s, p) => s + p.size, 0);
+  const model = resnetTrainStep(batch, width);
+  const nParams = model.parameterCount;
+  const nBuffers = model.bufferCount;
   const need = mustBeLive(batch, width, nParams, nBuffers);
   await gpu().sync();
   gpu().pool.trim(); // start from live buffers only
@@ -87,12 +78,7 @@ async function run(batch: number, width: number) {
   const t0 = performance.now();
   gpu().dryRun = !REAL;
   try {
-    tidy(() => {
-      const loss = crossEntropy(head.forward(model.forward(x)), labels);
-      sgd.zeroGrad();
-      loss.backward(undefined, { releaseIntermediates: true }); // as the trainer runs it
-      sgd.step();
-    });
+    model.step(); // releases intermediates in backward, as the trainer runs it
     await gpu().sync();
   } finally {
     gpu().dryRun = false;
@@ -122,10 +108,7 @@ async function run(batch: number, width: number) {
         (ms / 1000).toFixed(1)
       } s`,
   );
-  x.dispose();
-  labels.dispose();
-  sgd.dispose();
-  for (const t of [...params, ...model.buffers()]) t.dispose();
+  model.dispose();
   await gpu().sync();
   gpu().pool.trim();
   return result;

@@ -19,6 +19,10 @@ export interface ResNetStep {
   step(): void;
   /** Frees the model, optimiser and batch. */
   dispose(): void;
+  /** Elements of the trained parameters (model and head). */
+  parameterCount: number;
+  /** Elements of the model's buffers (batch-norm running statistics). */
+  bufferCount: number;
 }
 
 /** A ResNet-18 of `width` (1 = 64 base channels) training on a fixed random batch of `batch` images. */
@@ -30,6 +34,8 @@ export function resnetTrainStep(batch: number, width = 1): ResNetStep {
   const x = tensor(random(batch * 3 * 32 * 32, 7), [batch, 3, 32, 32]);
   const labels = tensor(Array.from({ length: batch }, (_, i) => i % 10), [batch], { dtype: "i32" });
   return {
+    parameterCount: params.reduce((n, p) => n + p.size, 0),
+    bufferCount: model.buffers().reduce((n, b) => n + b.size, 0),
     step: () =>
       tidy(() => {
         const loss = crossEntropy(head.forward(model.forward(x)), labels);
