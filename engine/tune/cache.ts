@@ -150,6 +150,12 @@ export class TuningCache {
     return s && s.version === this.version ? Object.entries(s.entries) : [];
   }
 
+  /** Entries of this adapter and version. */
+  get size(): number {
+    const s = this.#file.adapters[this.#key];
+    return s && s.version === this.version ? Object.keys(s.entries).length : 0;
+  }
+
   /** Whether this process recorded anything. */
   get dirty(): boolean {
     return this.#recorded.size > 0;

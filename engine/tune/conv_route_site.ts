@@ -32,7 +32,7 @@ export function tunedConvRoute<G extends ConvGeometry>(
 ): ConvRoute {
   if (forced) return forced;
   const tuner = gpu().tuner;
-  if (tuner.mode === "off") return heuristic;
+  if (!tuner.active) return heuristic;
   const geometry = `${g.C}→${g.O} ${g.KH}×${g.KW} s${g.stride} p${g.pad} ${g.H}×${g.W}`;
   const site: TuneSite = {
     key: `conv-route|${pass}|${gpu().kernels}|N${g.N} ${geometry}`,

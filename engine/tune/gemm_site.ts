@@ -52,7 +52,7 @@ export function tunedGemmTiling(
   dispatch: TiledGemmDispatch,
 ): GemmTiling {
   const g = gpu();
-  if (g.tuner.mode === "off") return preferred;
+  if (!g.tuner.active) return preferred;
   const { hooks, bindings } = gemm;
   const hash = hashStrings([
     hooks.decls,

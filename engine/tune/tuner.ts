@@ -128,6 +128,16 @@ export class Tuner {
     }
   }
 
+  /**
+   * Whether `choose` can return anything but the heuristic: mode "measure", or a cache or decision to draw on.
+   * Callers skip building a site (hashing its kernel strings) when it cannot: the default mode with an empty
+   * cache costs a recorded step nothing.
+   */
+  get active(): boolean {
+    return this.mode === "measure" ||
+      (this.mode === "cached" && (this.#decided.size > 0 || this.#cache.size > 0));
+  }
+
   /** The candidate to run for `site` now (see the module doc). */
   choose(site: TuneSite): string {
     if (this.mode === "off") return site.heuristic;
